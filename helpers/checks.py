@@ -1,0 +1,139 @@
+"""Checking answers: one-line checks for the notebooks' public and hidden tests.
+
+Each check raises ``AssertionError`` with a Korean message that says what is wrong, not the answer.
+Expected values and tolerances come from ``expected.json`` (written by ``course calibrate``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from functools import lru_cache
+from pathlib import Path
+
+EXPECTED_FILE = Path(__file__).with_name("expected.json")
+
+# The deepened LeNet of the batchnorm lesson, with BN after each of the three convolutions.
+BN_LENET = [
+    ("Conv2D", {"filters": 6, "kernel_size": (5, 5), "strides": (1, 1), "activation": "tanh"}),
+    ("BatchNormalization", {}),
+    ("AveragePooling2D", {"pool_size": (2, 2), "strides": (2, 2)}),
+    ("Conv2D", {"filters": 16, "kernel_size": (5, 5), "strides": (1, 1), "activation": "tanh"}),
+    ("BatchNormalization", {}),
+    ("AveragePooling2D", {"pool_size": (2, 2), "strides": (2, 2)}),
+    ("Conv2D", {"filters": 120, "kernel_size": (5, 5), "strides": (1, 1), "activation": "tanh"}),
+    ("BatchNormalization", {}),
+    ("Flatten", {}),
+    ("Dense", {"units": 84, "activation": "tanh"}),
+    ("Dense", {"units": 10, "activation": "softmax"}),
+]
+
+
+@lru_cache(maxsize=None)
+def expected(assignment: str) -> dict:
+    """The calibrated expected values of one assignment (see ``expected.json`` for how measured)."""
+    return json.loads(EXPECTED_FILE.read_text(encoding="utf-8"))["assignments"][assignment]
+
+
+def layer_kinds(model) -> list[str]:
+    """The class names of the model's layers, in order (an explicit Input is not a layer here)."""
+    return [type(layer).__name__ for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def bn_after_each_conv(model) -> None:
+    """Public self-check: exactly three BN layers, each directly after one of the three Conv2D."""
+    kinds = layer_kinds(model)
+    convs = [i for i, kind in enumerate(kinds) if kind == "Conv2D"]
+    bns = [i for i, kind in enumerate(kinds) if kind == "BatchNormalization"]
+    assert len(convs) == 3, (f"합성곱(Conv2D) 층은 3개여야 합니다. 지금은 {len(convs)}개입니다. "
+                             "주어진 층을 지우지 마세요.")
+    assert len(bns) == 3, (f"BatchNormalization 층은 3개여야 합니다. 지금은 {len(bns)}개입니다. "
+                           "세 합성곱 층 뒤에 하나씩 추가하세요.")
+    following = kinds[1:] + [None]
+    misplaced = [n + 1 for n, conv in enumerate(convs) if following[conv] != "BatchNormalization"]
+    assert not misplaced, (f"{', '.join(map(str, misplaced))}번째 합성곱 층 바로 뒤에 BatchNormalization이 없습니다. "
+                           "BN은 합성곱 바로 다음, 풀링(또는 Flatten) 앞에 와야 합니다.")
+
+
+def lenet_structure(model, spec=BN_LENET) -> None:
+    """Hidden test: the exact layer sequence and settings of the lesson's model."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds == [kind for kind, _ in spec], (
+        f"모델의 층 구성이 과제와 다릅니다 (층 {len(kinds)}개). 주어진 층은 그대로 두고, "
+        "세 합성곱 층 바로 뒤에 BatchNormalization만 추가하세요.")
+    for number, (layer, (kind, settings)) in enumerate(zip(layers, spec), start=1):
+        config = layer.get_config()
+        for key, want in settings.items():
+            got = config.get(key)
+            got = tuple(got) if isinstance(got, list) else got
+            assert got == want, f"{number}번째 층({kind})의 설정 {key}이(가) 주어진 코드와 다릅니다."
+
+
+def close_to_expected(name: str, value: float, assignment: str, key: str) -> None:
+    """Hidden test: a rounded result lies within the calibrated tolerance of the expected value."""
+    entry = expected(assignment)["values"][key]
+    assert abs(value - entry["expected"]) <= entry["tolerance"] + 1e-9, (
+        f"{name}이(가) 정답 모델로 학습했을 때의 범위를 벗어났습니다. 모델 구조와 학습 코드를 다시 확인하세요.")
+
+
+def curve_close_to_expected(name: str, losses, assignment: str, key: str) -> None:
+    """Hidden test: every epoch's loss lies within the calibrated tolerance of the expected curve."""
+    entry = expected(assignment)["values"][key]
+    losses = [float(x) for x in losses]
+    assert len(losses) == len(entry["expected"]), f"{name}의 epoch 수가 {len(entry['expected'])}가 아닙니다."
+    off = [n + 1 for n, (got, want) in enumerate(zip(losses, entry["expected"]))
+           if abs(got - want) > entry["tolerance"] + 1e-9]
+    assert not off, (f"{name}의 epoch {', '.join(map(str, off))} loss가 기대한 학습 곡선에서 벗어났습니다. "
+                     "fit의 인자(데이터, epochs, shuffle)를 다시 확인하세요.")
+
+
+def history_of_fit(history, epochs: int, steps: int, name: str) -> None:
+    """Hidden test: ``history`` is the Keras History that a real ``fit`` of this length returned."""
+    import keras
+
+    assert isinstance(history, keras.callbacks.History), (
+        f"{name}에는 model.fit(...)이 돌려준 History 객체를 저장해야 합니다.")
+    assert isinstance(getattr(history, "model", None), keras.Model), (
+        f"{name}이(가) 실제 학습에서 나온 History가 아닙니다.")
+    params = getattr(history, "params", None) or {}
+    assert params.get("epochs") == epochs and len(history.epoch) == epochs, (
+        f"{name}은(는) {epochs} epoch 학습이어야 합니다.")
+    assert params.get("steps") == steps, f"{name}의 학습 데이터 수가 주어진 train_cnt와 다릅니다."
+    assert len(history.history.get("loss", [])) == epochs, (
+        f"{name}에 epoch별 loss가 {epochs}개 기록되어 있지 않습니다.")
+
+
+def fit_calls(sources, target: str) -> list[ast.Call]:
+    """The ``X.fit(...)`` calls assigned to ``target`` in the given cell sources (e.g. IPython's ``In``)."""
+    calls = []
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == target for t in node.targets)
+                    and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+                    and node.value.func.attr == "fit"):
+                calls.append(node.value)
+    return calls
+
+
+def shuffle_flag(sources, target: str, want: bool) -> None:
+    """Hidden test: the last ``target = model.fit(...)`` written passes ``shuffle=<want>`` explicitly."""
+    calls = fit_calls(sources, target)
+    assert calls, f"{target} = model.fit(...) 형태의 코드를 찾지 못했습니다."
+    flags = [kw.value for kw in calls[-1].keywords if kw.arg == "shuffle"]
+    assert flags, f"{target}을(를) 만드는 fit 호출에 shuffle 인자를 직접 적어 주세요 (기본값에 기대지 마세요)."
+    assert isinstance(flags[0], ast.Constant) and flags[0].value is want, (
+        f"{target}을(를) 만드는 fit 호출의 shuffle 값이 지시사항과 다릅니다.")
+
+
+def evaluate_fresh(model, test_cnt: int):
+    """``model.evaluate`` on a fresh copy of the first ``test_cnt`` test images, out of the student's reach."""
+    from helpers.data import lenet_mnist
+
+    _, (images, labels) = lenet_mnist(0, test_cnt)
+    loss, accuracy = model.evaluate(images, labels, verbose=0)
+    return float(loss), float(accuracy)

@@ -1,0 +1,151 @@
+"""Drawing plots: what the lessons record while training and the figures that compare variants.
+
+Plot labels are in English on purpose: matplotlib's default font has no Hangul glyphs, and the
+course must render the same on every student's machine.
+"""
+
+from __future__ import annotations
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+class LossRecorder(keras.callbacks.Callback):
+    """Records the loss of every training batch (Keras logs a running mean; we undo the mean)."""
+
+    def __init__(self):
+        super().__init__()
+        self.running = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.running.append(float(logs["loss"]))
+
+    def per_batch(self) -> np.ndarray:
+        mean = np.asarray(self.running, dtype=np.float64)
+        steps = np.arange(1, len(mean) + 1)
+        return np.diff(np.concatenate([[0.0], mean * steps]))
+
+
+class BlockOutputs(keras.callbacks.Callback):
+    """Every ``every`` batches, the mean and spread of what each convolution block hands on.
+
+    A block's output is the output of the layer just before each pooling / Flatten: the conv (tanh)
+    without BN, the BN layer with it. ``probe`` is a fixed batch of images, passed forward as in a
+    training step (BN normalises with the batch's own statistics, as the next layer sees it while
+    learning) but without changing any weight or BN moving average, so training is unchanged.
+    """
+
+    def __init__(self, probe, every: int = 50):
+        super().__init__()
+        self.probe, self.every = probe, every
+        self.steps, self.means, self.stds, self.final = [], [], [], None
+
+    def _outputs(self):
+        outputs, x = [], np.asarray(self.probe, dtype=np.float32)
+        layers = self.model.layers
+        for layer, following in zip(layers, layers[1:] + [None]):
+            x = _batch_norm(layer, x) if isinstance(layer, keras.layers.BatchNormalization) else np.asarray(layer(x))
+            if following is not None and type(following).__name__ in ("AveragePooling2D", "Flatten"):
+                outputs.append(x.ravel())
+        return outputs
+
+    def _record(self, step):
+        outputs = self._outputs()
+        self.steps.append(step)
+        self.means.append([float(o.mean()) for o in outputs])
+        self.stds.append([float(o.std()) for o in outputs])
+        return outputs
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch % self.every == 0:
+            self._record(batch)
+
+    def on_train_end(self, logs=None):
+        self.final = self._outputs()
+
+
+def _batch_norm(layer, x):
+    """A BN layer's training-mode output on batch ``x``, computed without touching its state."""
+    axes = tuple(i for i in range(x.ndim) if i != x.ndim - 1)
+    normalised = (x - x.mean(axis=axes)) / np.sqrt(x.var(axis=axes) + layer.epsilon)
+    gamma = np.asarray(layer.gamma) if layer.scale else 1.0
+    beta = np.asarray(layer.beta) if layer.center else 0.0
+    return gamma * normalised + beta
+
+
+def smooth(values, window: int = 25) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def batch_loss_curves(recorders: dict, window: int = 25):
+    """Per-batch training loss of several runs on one figure (raw, faint; moving average, bold)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for label, recorder in recorders.items():
+        losses = recorder.per_batch()
+        (line,) = ax.plot(losses, alpha=0.2)
+        ax.plot(np.arange(window - 1, len(losses)), smooth(losses, window), color=line.get_color(),
+                label=f"{label} (moving average of {window})")
+    ax.set(xlabel="training batch", ylabel="loss", title="Training loss per batch", yscale="log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def block_output_drift(trackers: dict):
+    """For each conv block: mean +/- std of its output over training, one line per run."""
+    first = next(iter(trackers.values()))
+    blocks = len(first.means[0])
+    fig, axes = plt.subplots(1, blocks, figsize=(4 * blocks, 3.5), sharey=False)
+    for label, tracker in trackers.items():
+        means, stds = np.asarray(tracker.means), np.asarray(tracker.stds)
+        for b, ax in enumerate(np.atleast_1d(axes)):
+            (line,) = ax.plot(tracker.steps, means[:, b], label=label)
+            ax.fill_between(tracker.steps, means[:, b] - stds[:, b], means[:, b] + stds[:, b],
+                            color=line.get_color(), alpha=0.2)
+            ax.set(title=f"conv block {b + 1} output", xlabel="training batch")
+    np.atleast_1d(axes)[0].set_ylabel("mean +/- std")
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def block_output_histograms(trackers: dict, bins: int = 60):
+    """For each conv block: the distribution of its output at the end of training, runs overlaid."""
+    first = next(iter(trackers.values()))
+    blocks = len(first.final)
+    fig, axes = plt.subplots(1, blocks, figsize=(4 * blocks, 3.2))
+    for label, tracker in trackers.items():
+        for b, ax in enumerate(np.atleast_1d(axes)):
+            ax.hist(tracker.final[b], bins=bins, alpha=0.5, density=True, label=label)
+            ax.set(title=f"conv block {b + 1} output", xlabel="value")
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def epoch_loss_curves(histories: dict):
+    """Per-epoch training loss of several ``History`` objects on one figure."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, history in histories.items():
+        losses = history.history["loss"]
+        style = "-o" if "shuffle=True" in label else "--s"
+        ax.plot(range(1, len(losses) + 1), losses, style, label=label)
+    ax.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
+    ax.set_xticks(range(1, max(len(h.history["loss"]) for h in histories.values()) + 1))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def results_table(rows: dict, columns: list[str]) -> str:
+    """A small aligned text table: ``rows`` maps a run's name to its values, in ``columns`` order."""
+    width = max(len(name) for name in rows) + 2
+    lines = [" " * width + "".join(f"{c:>14}" for c in columns)]
+    for name, values in rows.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>14.4f}" if isinstance(v, float) else f"{v!s:>14}"
+                                                  for v in values))
+    return "\n".join(lines)

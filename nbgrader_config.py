@@ -1,0 +1,20 @@
+"""nbgrader configuration of the course: the course folder is this repository's root."""
+
+c = get_config()  # noqa: F821 (nbgrader provides get_config)
+
+c.CourseDirectory.course_id = "lenet-practices"
+
+# Training takes ~15-60 s per cell on a 2-core machine; nbgrader's default cell timeout is 30 s.
+c.Execute.timeout = 600
+# The answer stub is a comment, so a blank answer still runs (and then fails the tests).
+c.ClearSolutions.code_stub = {"python": "# 여기에 코드를 작성하세요"}
+# Data files (2.png) travel with the notebooks; nothing else does.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.npz"]
+
+# Feedback shows each failed test's docstring and message, never the hidden test code.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+
+from helpers.grade import HideTestCode  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestCode, CSSHTMLHeaderPreprocessor]

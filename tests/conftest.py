@@ -1,0 +1,43 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COURSE = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ["batchnorm", "shuffle"]
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    """A verified copy of Keras' mnist.npz: the configured file, else the Keras cache (`make test` fills it)."""
+    from helpers.data import is_valid, keras_cache_path
+
+    for candidate in (os.environ.get("COURSE_MNIST_FILE"), keras_cache_path()):
+        if candidate and is_valid(Path(candidate)):
+            return Path(candidate)
+    pytest.fail("no verified MNIST: run `course fetch-mnist` (make test does) or set COURSE_MNIST_FILE")
+
+
+def copy_course(target: Path, with_submissions: bool = True) -> Path:
+    """A scratch copy of the course: what an instructor has before generating and grading."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(COURSE / "nbgrader_config.py", target)
+    shutil.copytree(COURSE / "source", target / "source")
+    if with_submissions:
+        shutil.copytree(COURSE / "submitted", target / "submitted")
+    return target
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory, real_mnist) -> Path:
+    """The sample class graded once per test run by `course grade` (what `make demo` runs)."""
+    course = copy_course(tmp_path_factory.mktemp("graded") / "course")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS], cwd=course, env=env,
+                          capture_output=True, text=True)
+    (course / "grade-output.txt").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return course

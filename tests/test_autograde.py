@@ -1,0 +1,57 @@
+"""End to end: real `nbgrader generate_assignment / autograde / generate_feedback / export` on the sample
+class (graded once per run, see conftest.graded_course), asserting every student's exact score per test."""
+
+import csv
+
+import pytest
+from nbgrader.api import Gradebook
+from sample_class import CLASS
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = [(student, assignment, submission) for student, assignments in CLASS.items()
+            for assignment, submission in assignments.items()]
+
+
+@pytest.mark.parametrize("student, assignment, submission", EXPECTED, ids=[f"{s}-{a}" for s, a, _ in EXPECTED])
+def test_exact_score_per_test_cell(graded_course, student, assignment, submission):
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gradebook:
+        notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        scores = {grade.name: grade.score for grade in notebook.grades if grade.max_score}
+    assert scores == submission.scores
+
+
+def test_reference_scores_full_marks(graded_course):
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gradebook:
+        for assignment in ("batchnorm", "shuffle"):
+            submission = gradebook.find_submission(assignment, "reference")
+            assert submission.score == submission.max_score == 10
+
+
+def test_grades_csv_lists_every_submission(graded_course):
+    with open(graded_course / "grades.csv") as f:
+        rows = {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(f)}
+    for student, assignment, submission in EXPECTED:
+        assert rows[(student, assignment)] == sum(submission.scores.values())
+
+
+def test_grade_table_gives_a_reason_per_failed_test(graded_course):
+    output = (graded_course / "grade-output.txt").read_text()
+    table = output[output.index("failed tests"):]
+    assert "reference   batchnorm      10/10    -" in table
+    assert "no_bn" in table and "test_structure (AssertionError: 모델의 층 구성이 과제와 다릅니다" in table
+    assert "test_flags (AssertionError: results_no_shuffle을(를) 만드는 fit 호출의 shuffle 값이" in table
+
+
+@pytest.mark.parametrize("assignment", ["batchnorm", "shuffle"])
+def test_feedback_is_written_without_hidden_tests(graded_course, assignment):
+    for student, assignments in CLASS.items():
+        if assignment in assignments:
+            html = (graded_course / "feedback" / student / assignment / f"{assignment}.html").read_text()
+            assert "BEGIN HIDDEN TESTS" not in html
+            assert "checks.lenet_structure" not in html and "checks.shuffle_flag" not in html
+
+
+def test_autograde_restores_the_shipped_image(graded_course):
+    shipped = (graded_course / "source" / "batchnorm" / "2.png").read_bytes()
+    assert (graded_course / "autograded" / "reference" / "batchnorm" / "2.png").read_bytes() == shipped

@@ -1,0 +1,124 @@
+"""Checking answers: each check passes the right thing and fails the wrong one with a Korean message."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from helpers import checks
+
+
+def lenet(bn_after="conv", input_layer=False):
+    stack = [layers.Input(shape=(32, 32, 1))] if input_layer else []
+    for filters, pool in ((6, True), (16, True), (120, False)):
+        stack.append(layers.Conv2D(filters, (5, 5), strides=(1, 1), activation="tanh"))
+        if bn_after == "conv":
+            stack.append(layers.BatchNormalization())
+        stack.append(layers.AveragePooling2D((2, 2), strides=(2, 2)) if pool else layers.Flatten())
+        if bn_after == "pool":
+            stack.append(layers.BatchNormalization())
+    stack += [layers.Dense(84, activation="tanh"), layers.Dense(10, activation="softmax")]
+    return keras.Sequential(stack)
+
+
+@pytest.mark.parametrize("input_layer", [False, True])
+def test_correct_model_passes_every_structure_check(input_layer):
+    model = lenet(input_layer=input_layer)
+    checks.bn_after_each_conv(model)
+    checks.lenet_structure(model)
+
+
+def test_model_without_bn_fails_with_the_count():
+    with pytest.raises(AssertionError, match="BatchNormalization 층은 3개여야 합니다. 지금은 0개"):
+        checks.bn_after_each_conv(lenet("none"))
+
+
+def test_bn_in_the_wrong_place_names_the_convolutions():
+    with pytest.raises(AssertionError, match="1, 2, 3번째 합성곱 층 바로 뒤에"):
+        checks.bn_after_each_conv(lenet("pool"))
+    with pytest.raises(AssertionError, match="층 구성이 과제와 다릅니다"):
+        checks.lenet_structure(lenet("pool"))
+
+
+def test_changed_setting_is_named_without_the_answer():
+    broken = keras.Sequential([layers.Conv2D(6, (3, 3), strides=(1, 1), activation="tanh")] + lenet().layers[1:])
+    with pytest.raises(AssertionError, match="1번째 층\\(Conv2D\\)의 설정 kernel_size"):
+        checks.lenet_structure(broken)
+
+
+def test_extra_bn_after_dense_fails_structure():
+    model = lenet()
+    model.add(layers.BatchNormalization())
+    checks.bn_after_each_conv(keras.Sequential(lenet().layers))
+    with pytest.raises(AssertionError):
+        checks.bn_after_each_conv(model)
+    with pytest.raises(AssertionError):
+        checks.lenet_structure(model)
+
+
+def test_expected_file_says_how_it_was_measured():
+    expected = json.loads(checks.EXPECTED_FILE.read_text())
+    assert "course calibrate" in expected["how"]
+    for name in ("batchnorm", "shuffle"):
+        runs = expected["assignments"][name]["runs"]
+        assert any(r["correct"] is True for r in runs) and any(r["correct"] is False for r in runs)
+        assert all(r["accepted"] == r["correct"] for r in runs if r["correct"] is not None)
+
+
+def test_calibrated_tolerance_separates_bn_from_no_bn():
+    values = checks.expected("batchnorm")["values"]
+    no_bn = next(r for r in checks.expected("batchnorm")["runs"] if r["variant"] == "no BN")["values"]
+    checks.close_to_expected("loss", values["test_loss"]["expected"], "batchnorm", "test_loss")
+    with pytest.raises(AssertionError, match="범위를 벗어났습니다"):
+        checks.close_to_expected("loss", no_bn["test_loss"], "batchnorm", "test_loss")
+
+
+def test_curve_check_reports_the_epochs_that_are_off():
+    curve = checks.expected("shuffle")["values"]["shuffle_loss"]["expected"]
+    checks.curve_close_to_expected("results_shuffle", curve, "shuffle", "shuffle_loss")
+    with pytest.raises(AssertionError, match="epoch 1, 2"):
+        checks.curve_close_to_expected("results_shuffle", [2.3, 2.3] + curve[2:], "shuffle", "shuffle_loss")
+    with pytest.raises(AssertionError, match="epoch 수가 5가 아닙니다"):
+        checks.curve_close_to_expected("results_shuffle", curve[:3], "shuffle", "shuffle_loss")
+
+
+def test_history_check_wants_a_real_fit():
+    fake = keras.callbacks.History()
+    fake.history = {"loss": [1.0] * 5}
+    with pytest.raises(AssertionError, match="실제 학습에서 나온 History가 아닙니다"):
+        checks.history_of_fit(fake, epochs=5, steps=157, name="results_shuffle")
+    with pytest.raises(AssertionError, match="History 객체를 저장해야"):
+        checks.history_of_fit(None, epochs=5, steps=157, name="results_shuffle")
+
+    model = keras.Sequential([layers.Input(shape=(2,)), layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    history = model.fit(np.zeros((64, 2)), np.zeros(64), epochs=2, verbose=0)
+    checks.history_of_fit(history, epochs=2, steps=2, name="h")
+    with pytest.raises(AssertionError, match="5 epoch"):
+        checks.history_of_fit(history, epochs=5, steps=2, name="h")
+    with pytest.raises(AssertionError, match="train_cnt"):
+        checks.history_of_fit(history, epochs=2, steps=157, name="h")
+
+
+SOURCES = [
+    "import numpy",
+    "results_no_shuffle = None\n# 여기에 코드를 작성하세요",
+    "results_no_shuffle = model.fit(train_images, train_labels, epochs=5, shuffle=False)",
+    "results_shuffle = model.fit(x=train_images, y=train_labels, epochs=5)",
+    "this is not python (",
+]
+
+
+def test_shuffle_flag_reads_the_last_fit_written():
+    checks.shuffle_flag(SOURCES, "results_no_shuffle", False)
+    with pytest.raises(AssertionError, match="shuffle 값이 지시사항과 다릅니다"):
+        checks.shuffle_flag(SOURCES, "results_no_shuffle", True)
+    with pytest.raises(AssertionError, match="shuffle 인자를 직접 적어"):
+        checks.shuffle_flag(SOURCES, "results_shuffle", True)
+    with pytest.raises(AssertionError, match="형태의 코드를 찾지 못했습니다"):
+        checks.shuffle_flag(SOURCES[:2], "results_no_shuffle", False)
+    swapped_later = SOURCES + ["results_no_shuffle = model.fit(train_images, train_labels, epochs=5, shuffle=True)"]
+    with pytest.raises(AssertionError):
+        checks.shuffle_flag(swapped_later, "results_no_shuffle", False)

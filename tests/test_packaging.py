@@ -1,0 +1,31 @@
+"""The course installs from its own files: pins in one place, mirrored for conda, CI calls make test."""
+
+from pathlib import Path
+
+import tomllib
+
+COURSE = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_mirrors_pyproject_pins():
+    pins = tomllib.loads((COURSE / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = [line.strip()[2:] for line in (COURSE / "environment.yml").read_text().splitlines()
+             if line.startswith("      - ") and "==" in line]
+    assert conda == pins
+
+
+def test_every_dependency_is_pinned():
+    pyproject = tomllib.loads((COURSE / "pyproject.toml").read_text())["project"]
+    for requirement in pyproject["dependencies"] + pyproject["optional-dependencies"]["dev"]:
+        assert "==" in requirement, requirement
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (COURSE / ".ci" / "run").read_text()
+    readme = (COURSE / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_mnist_is_never_committed():
+    ignored = (COURSE / ".gitignore").read_text().split()
+    assert "*.npz" in ignored and "gradebook.db" in ignored
