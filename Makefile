@@ -3,6 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ASSIGNMENTS := batchnorm shuffle
 export TF_CPP_MIN_LOG_LEVEL ?= 3
+# nbgrader runs `alembic` from PATH when it creates a gradebook: the venv's bin must be on it.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup mnist release demo test test-fast lint calibrate sample-class clean
 

@@ -88,7 +88,9 @@ PROBES = {
 # The keys the hidden tests compare, and the margin added to the observed spread of correct runs.
 KEYS = {
     "batchnorm": {"test_loss": 0.01, "test_acc": 0.01},
-    "shuffle": {"no_shuffle_loss": 0.02, "shuffle_loss": 0.02, "no_shuffle_test_acc": 0.02, "shuffle_test_acc": 0.02},
+    # Right and wrong shuffle runs are far apart (loss ~2.2 vs ~0.4, accuracy ~0.06 vs ~0.96): a wide margin
+    # costs nothing and absorbs another CPU's arithmetic on the chaotic class-ordered run.
+    "shuffle": {"no_shuffle_loss": 0.05, "shuffle_loss": 0.05, "no_shuffle_test_acc": 0.05, "shuffle_test_acc": 0.05},
 }
 
 

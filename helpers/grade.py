@@ -22,11 +22,17 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor
 
 
+def nbgrader_env() -> dict:
+    """The environment nbgrader needs: this Python's bin folder on PATH (nbgrader runs ``alembic`` from
+    PATH when it creates a gradebook) and TensorFlow's log noise off."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return dict(os.environ, PATH=path, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+
+
 def nbgrader(course: Path, *args: str) -> None:
     """Run one plain nbgrader command in the course folder; stop with its output if it fails."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
     print("$ nbgrader " + " ".join(args), flush=True)
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=nbgrader_env(),
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
@@ -76,7 +82,7 @@ def print_table(rows: list[dict]) -> None:
     width = max([len(r["student"]) for r in rows] + [7])
     print(f"\n{'student':<{width}}  {'assignment':<10}  {'score':>9}  failed tests")
     for r in rows:
-        failed = "; ".join(f"{name} ({why})" if why else name for name, why in sorted(r["failed"].items())) or "-"
+        failed = "; ".join(f"{name} ({why})" if why else name for name, why in r["failed"].items()) or "-"
         print(f"{r['student']:<{width}}  {r['assignment']:<10}  {r['score']:>4g}/{r['max_score']:<4g}  {failed}")
 
 

@@ -69,8 +69,8 @@ def _batch_norm(layer, x):
     """A BN layer's training-mode output on batch ``x``, computed without touching its state."""
     axes = tuple(i for i in range(x.ndim) if i != x.ndim - 1)
     normalised = (x - x.mean(axis=axes)) / np.sqrt(x.var(axis=axes) + layer.epsilon)
-    gamma = np.asarray(layer.gamma) if layer.scale else 1.0
-    beta = np.asarray(layer.beta) if layer.center else 0.0
+    gamma = keras.ops.convert_to_numpy(layer.gamma) if layer.scale else 1.0
+    beta = keras.ops.convert_to_numpy(layer.beta) if layer.center else 0.0
     return gamma * normalised + beta
 
 

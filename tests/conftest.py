@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.grade import nbgrader_env
+
 COURSE = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["batchnorm", "shuffle"]
 
@@ -35,8 +37,7 @@ def copy_course(target: Path, with_submissions: bool = True) -> Path:
 def graded_course(tmp_path_factory, real_mnist) -> Path:
     """The sample class graded once per test run by `course grade` (what `make demo` runs)."""
     course = copy_course(tmp_path_factory.mktemp("graded") / "course")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS], cwd=course, env=env,
+    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS], cwd=course, env=nbgrader_env(),
                           capture_output=True, text=True)
     (course / "grade-output.txt").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -100,7 +100,7 @@ def build(student: str, assignment: str, submission: Submission) -> nbformat.Not
                 cell.source = submission.answers[grade_id]
         cells.append(cell)
         if grade_id in submission.extra_after:
-            cells.append(nbformat.v4.new_code_cell(submission.extra_after[grade_id]))
+            cells.append(nbformat.v4.new_code_cell(submission.extra_after[grade_id], id=f"extra-after-{grade_id}"))
     release.cells = cells
     return release
 

@@ -10,6 +10,8 @@ import pytest
 from conftest import ASSIGNMENTS, COURSE, copy_course
 from sample_class import CLASS, build
 
+from helpers.grade import nbgrader_env
+
 
 def cells(kind, assignment):
     notebook = nbformat.read(COURSE / kind / assignment / f"{assignment}.ipynb", as_version=4)
@@ -58,7 +60,7 @@ def test_release_is_in_sync_with_source(tmp_path):
     course = copy_course(tmp_path / "course", with_submissions=False)
     for assignment in ASSIGNMENTS:
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-                       cwd=course, check=True, capture_output=True)
+                       cwd=course, env=nbgrader_env(), check=True, capture_output=True)
     comparison = filecmp.dircmp(course / "release", COURSE / "release")
     stale = []
 

@@ -28,9 +28,9 @@ def test_block_outputs_match_training_mode_bn_and_leave_it_unchanged():
     tracker = plots.BlockOutputs(probe, every=1)
     tracker.set_model(model)
     bn = model.layers[1]
-    before = [np.array(w) for w in bn.weights]
-    (output,) = tracker._outputs()
-    assert [np.array_equal(a, np.array(b)) for a, b in zip(before, bn.weights)] == [True] * 4
+    before = [w.numpy() for w in bn.weights]
+    output = tracker._outputs()[0]  # the BN output, handed to the pooling
+    assert [np.array_equal(a, b.numpy()) for a, b in zip(before, bn.weights)] == [True] * 4
     expected = np.asarray(bn(model.layers[0](probe), training=True)).ravel()
     assert np.allclose(output, expected, atol=1e-4)
     assert abs(output.mean()) < 1e-4 and abs(output.std() - 1) < 1e-2
