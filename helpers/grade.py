@@ -107,6 +107,8 @@ class HideTestCode(Preprocessor):
     tracebacks, which quote the failing line. The student sees the test's docstring and its message.
     """
 
+    enabled = True  # nbconvert preprocessors are off unless enabled
+
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
             for output in cell.get("outputs", []):

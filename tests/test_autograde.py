@@ -40,7 +40,7 @@ def test_grade_table_gives_a_reason_per_failed_test(graded_course):
     output = (graded_course / "grade-output.txt").read_text()
     table = output[output.index("failed tests"):]
     assert re.search(r"^reference\s+batchnorm\s+10/10\s+-$", table, re.M)
-    assert re.search(r"^blank\s+shuffle\s+0/10\s+test_flags", table, re.M)
+    assert re.search(r"^blank\s+shuffle\s+0/10\s+test_histories", table, re.M)
     assert "no_bn" in table and "test_structure (AssertionError: 모델의 층 구성이 과제와 다릅니다" in table
     assert "test_flags (AssertionError: results_no_shuffle을(를) 만드는 fit 호출의 shuffle 값이" in table
 
