@@ -6,7 +6,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 # nbgrader runs `alembic` from PATH when it creates a gradebook: the venv's bin must be on it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup mnist release demo test test-fast lint calibrate sample-class clean
+.PHONY: setup mnist release demo test test-fast lint calibrate sample-class lab clean
 
 $(BIN)/course: pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,3 +47,8 @@ sample-class: setup
 
 clean:
 	rm -rf $(VENV) gradebook.db .pytest_cache
+
+# JupyterLab on localhost for the course, with nbgrader's extensions (assignment list, Validate, formgrader).
+lab: mnist
+	$(BIN)/jupyter lab --allow-root --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate

@@ -25,6 +25,7 @@ class Submission:
     scores: dict[str, float]
     answers: dict[str, str] | None = None
     extra_after: dict[str, str] = field(default_factory=dict)
+    kernel: str | None = None  # the kernelspec name the student's JupyterLab saved, when not the course's
 
 
 BN_FULL = {"test_bn_positions": 2, "test_structure": 2, "test_counts": 1, "test_reported": 2, "test_prediction": 1,
@@ -43,8 +44,10 @@ CLASS: dict[str, dict[str, Submission]] = {
         "batchnorm": Submission(BN_NO_BN, answers={}),
         "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), answers={}),
     },
-    "no_bn": {  # deleted the placeholders, added nothing
-        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")}),
+    # deleted the placeholders, added nothing; saved from a conda env whose kernel the grader lacks (upstream
+    # #1375): autograde's OverwriteKernelspec restores the course's kernelspec, the grade must not change
+    "no_bn": {
+        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")}, kernel="conda-env-dl-py"),
     },
     # three BN layers, each in the wrong place; it trains to numbers within tolerance (see expected.json)
     "bn_after_pool": {
@@ -102,6 +105,9 @@ def build(student: str, assignment: str, submission: Submission) -> nbformat.Not
         if grade_id in submission.extra_after:
             cells.append(nbformat.v4.new_code_cell(submission.extra_after[grade_id], id=f"extra-after-{grade_id}"))
     release.cells = cells
+    if submission.kernel:
+        release.metadata.kernelspec = {"display_name": f"Python [{submission.kernel}]", "language": "python",
+                                       "name": submission.kernel}
     return release
 
 

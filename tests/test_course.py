@@ -4,6 +4,7 @@ import ast
 import filecmp
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -89,3 +90,13 @@ def test_sample_scores_add_up_to_the_points():
                 scores = assignments[assignment].scores
                 assert set(scores) == set(points), student
                 assert all(0 <= scores[k] <= points[k] for k in points), student
+
+
+def test_notebook_kernel_is_this_environment():
+    """The notebooks' kernel name resolves to this Python, in JupyterLab and in nbgrader (upstream #1375)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    # jupyter_client starts "python" as the Python that runs it: this venv's, for `make lab` and nbgrader alike
+    assert spec.argv[:3] == ["python", "-m", "ipykernel_launcher"] or Path(spec.argv[0]).resolve() == Path(
+        sys.executable).resolve()

@@ -1,0 +1,203 @@
+"""The course in a real browser: JupyterLab for students (Run All, Validate) and formgrader for instructors.
+
+Debian's Chromium driven by Playwright (no browser download), headless, against a JupyterLab server
+this test starts on 127.0.0.1 with a token. Screenshots of every step go to test-artifacts/browser/.
+"""
+
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import COURSE
+from sample_class import solution_source
+
+from helpers.grade import nbgrader_env
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = COURSE / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+KERNEL_IDLE = """() => {
+    const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+    return indicator !== null && indicator.dataset.status === 'idle';
+}"""
+RUN_TIMEOUT = 420_000  # ms: a Run-All or a Validate of one notebook, with margin for a slow CI machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(graded_course):
+    """JupyterLab serving the graded sample course, as `make lab` starts it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"!!! Chromium is not installed ({CHROMIUM}): the browser test did NOT run. "
+                    "Install it with `apt-get install -y chromium` (.ci/run does).")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    token, port = secrets.token_hex(16), free_port()
+    settings = ARTIFACTS / "lab-settings"
+    # Render every cell (no windowing), so that a cell far down the notebook can be clicked; no news feed.
+    for plugin, values in {"notebook-extension/tracker": '{"windowingMode": "none"}',
+                           "apputils-extension/notification": '{"fetchNews": "false"}'}.items():
+        path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(values)
+    log = open(ARTIFACTS / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={graded_course}",
+         f"--LabServerApp.user_settings_dir={settings}", f"--LabServerApp.workspaces_dir={settings / 'workspaces'}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=graded_course, env=nbgrader_env(), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start; see {ARTIFACTS / 'jupyterlab.log'}") from None
+            time.sleep(0.5)
+    yield {"base": base, "token": token, "root": graded_course}
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab per test (one notebook open at a time)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def open_student_copy(page, lab, student: str, assignment: str):
+    """A scratch copy of release/<assignment>/ for one student, opened in JupyterLab."""
+    folder = lab["root"] / "students" / student / assignment
+    shutil.copytree(COURSE / "release" / assignment, folder)
+    page.goto(f"{lab['base']}/lab/tree/students/{student}/{assignment}/{assignment}.ipynb"
+              f"?reset&token={lab['token']}")  # reset: a fresh workspace, no tabs from earlier tests
+    page.locator(".validate-button").wait_for(timeout=120_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+    return folder
+
+
+def type_answers(page, assignment: str) -> None:
+    """Replace each answer cell's text with the solution, typed into the editor as a student would."""
+    source = nbformat.read(COURSE / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    for index, cell in enumerate(source.cells):
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            editor = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".cm-content")
+            editor.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(solution_source(cell.source))
+            page.keyboard.press("Escape")
+
+
+def run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                               .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=60_000)
+    page.wait_for_function("""() => {
+        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+        const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+        return !prompts.some(p => p.includes('*')) && indicator && indicator.dataset.status === 'idle';
+    }""", timeout=RUN_TIMEOUT)
+
+
+def validate(page) -> str:
+    """Press nbgrader's Validate button; return the result's class (validation-success / -failed / ...)."""
+    page.locator(".validate-button").click()
+    message = page.locator("#validation-message")
+    message.wait_for(timeout=RUN_TIMEOUT)
+    return message.get_attribute("class")
+
+
+def close_dialog(page) -> None:
+    page.locator(".jp-Dialog button", has_text="OK").first.click()
+
+
+CASES = {
+    "batchnorm": {"graded": "[2] 0.08 0.97", "figures": 3},
+    "shuffle": {"graded": "2.016", "figures": 1},
+}
+
+
+@pytest.mark.parametrize("assignment", ["batchnorm", "shuffle"])
+def test_student_reference_answer_runs_and_validates(page, lab, assignment):
+    open_student_copy(page, lab, "browser_reference", assignment)
+    type_answers(page, assignment)
+    shot(page, f"{assignment}-1-answer-typed")
+    run_all(page)
+    graded = page.locator(".jp-OutputArea-output", has_text=CASES[assignment]["graded"])
+    graded.first.scroll_into_view_if_needed()
+    shot(page, f"{assignment}-2-graded-line")
+    assert graded.count() >= 1
+    figures = page.locator(".jp-OutputArea-output img")
+    assert figures.count() >= CASES[assignment]["figures"]
+    figures.last.scroll_into_view_if_needed()
+    shot(page, f"{assignment}-3-figures")
+    assert page.locator(".jp-OutputArea-output.jp-OutputArea-executeResult, .jp-RenderedText[data-mime-type="
+                        "'application/vnd.jupyter.stderr']", has_text="Traceback").count() == 0
+    result = validate(page)
+    shot(page, f"{assignment}-4-validate")
+    assert "validation-success" in result
+    close_dialog(page)
+
+
+@pytest.mark.parametrize("assignment", ["batchnorm", "shuffle"])
+def test_student_blank_answer_fails_validation(page, lab, assignment):
+    open_student_copy(page, lab, "browser_blank", assignment)
+    run_all(page)
+    shot(page, f"{assignment}-5-blank-run")
+    result = validate(page)
+    shot(page, f"{assignment}-6-blank-validate")
+    assert "validation-failed" in result
+    close_dialog(page)
+
+
+def test_formgrader_lists_the_graded_class(page, lab):
+    from sample_class import CLASS
+
+    page.goto(f"{lab['base']}/login?token={lab['token']}")  # the token becomes a cookie for formgrader's API calls
+    for assignment in ("batchnorm", "shuffle"):
+        page.goto(f"{lab['base']}/formgrader/gradebook/{assignment}/{assignment}")
+        page.locator("table a.name-shown").first.wait_for(state="attached", timeout=60_000)  # rows loaded
+        page.get_by_text("Show All Names").click()
+        students = [s for s, a in CLASS.items() if assignment in a]
+        for student in students:
+            page.locator("table").get_by_text(student, exact=True).wait_for(timeout=60_000)
+        shot(page, f"formgrader-{assignment}")
+        rows = [[cell.strip() for cell in line.split("\t")] for line in page.locator("table").inner_text().splitlines()]
+        scores = {row[1]: row[2] for row in rows[1:] if len(row) > 2}
+        assert scores == {s: f"{sum(CLASS[s][assignment].scores.values()):g} / 10" for s in students}
