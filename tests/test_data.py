@@ -112,6 +112,21 @@ def test_unreachable_download_is_a_clear_error(keras_home, monkeypatch):
         data.ensure_mnist(pypi=False, log=quiet)
 
 
+def test_silent_server_times_out_instead_of_hanging(keras_home, monkeypatch):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers
+    monkeypatch.setenv("COURSE_MNIST_URL", f"http://127.0.0.1:{listener.getsockname()[1]}/mnist.npz")
+    monkeypatch.setenv("COURSE_MNIST_TIMEOUT", "1")
+    try:
+        with pytest.raises(data.MnistError, match="timed out"):
+            data.ensure_mnist(pypi=False, log=quiet)
+    finally:
+        listener.close()
+
+
 def test_rebuilt_npz_is_byte_identical_to_keras(real_mnist):
     with np.load(real_mnist) as f:
         rebuilt = data.rebuild_keras_npz(f["x_train"], f["y_train"], f["x_test"], f["y_test"])
