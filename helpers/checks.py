@@ -104,29 +104,43 @@ def history_of_fit(history, epochs: int, steps: int, name: str) -> None:
         f"{name}에 epoch별 loss가 {epochs}개 기록되어 있지 않습니다.")
 
 
-def fit_calls(sources, target: str) -> list[ast.Call]:
-    """The ``X.fit(...)`` calls assigned to ``target`` in the given cell sources (e.g. IPython's ``In``)."""
-    calls = []
-    for source in sources:
+def _assignments(sources) -> list[tuple[str, ast.expr]]:
+    """Every ``name = value`` in the given cell sources (e.g. IPython's ``In``), in execution order."""
+    found = []
+    for number, source in enumerate(sources):
         try:
             tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == target for t in node.targets)
-                    and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
-                    and node.value.func.attr == "fit"):
-                calls.append(node.value)
-    return calls
+            if isinstance(node, ast.Assign):
+                found += [((number, node.lineno), t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+    return [(name, value) for _, name, value in sorted(found, key=lambda f: f[0])]
+
+
+def fit_call(sources, target: str) -> ast.Call | None:
+    """The ``X.fit(...)`` call whose result ``target`` holds at the end, following plain renames
+    (``history = model.fit(...)`` then ``target = history``); None if there is none."""
+    assignments, name, seen = _assignments(sources), target, set()
+    while name not in seen:
+        seen.add(name)
+        value = next((v for n, v in reversed(assignments) if n == name), None)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "fit":
+            return value
+        if not isinstance(value, ast.Name):
+            return None
+        name = value.id
+    return None
 
 
 def shuffle_flag(sources, target: str, want: bool) -> None:
-    """Hidden test: the last ``target = model.fit(...)`` written passes ``shuffle=<want>`` explicitly."""
-    calls = fit_calls(sources, target)
-    assert calls, f"{target} = model.fit(...) 형태의 코드를 찾지 못했습니다."
-    flags = [kw.value for kw in calls[-1].keywords if kw.arg == "shuffle"]
+    """Hidden test: the ``fit`` call that made ``target`` passes ``shuffle=<want>`` explicitly."""
+    call = fit_call(sources, target)
+    assert call is not None, f"{target} = model.fit(...) 형태의 코드를 찾지 못했습니다."
+    flags = [kw.value for kw in call.keywords if kw.arg == "shuffle"]
     assert flags, f"{target}을(를) 만드는 fit 호출에 shuffle 인자를 직접 적어 주세요 (기본값에 기대지 마세요)."
-    assert isinstance(flags[0], ast.Constant) and flags[0].value is want, (
+    value = flags[0].value if isinstance(flags[0], ast.Constant) else None
+    assert type(value) in (bool, int) and bool(value) is want, (  # shuffle=0 / 1 mean False / True too
         f"{target}을(를) 만드는 fit 호출의 shuffle 값이 지시사항과 다릅니다.")
 
 

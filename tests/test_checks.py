@@ -122,3 +122,15 @@ def test_shuffle_flag_reads_the_last_fit_written():
     swapped_later = SOURCES + ["results_no_shuffle = model.fit(train_images, train_labels, epochs=5, shuffle=True)"]
     with pytest.raises(AssertionError):
         checks.shuffle_flag(swapped_later, "results_no_shuffle", False)
+
+
+def test_shuffle_flag_follows_a_rename_and_accepts_zero_one():
+    renamed = ["results_no_shuffle = None\nh = model.fit(train_images, train_labels, epochs=5, shuffle=0)\n"
+               "results_no_shuffle = h"]
+    checks.shuffle_flag(renamed, "results_no_shuffle", False)
+    with pytest.raises(AssertionError, match="shuffle 값이"):
+        checks.shuffle_flag(renamed, "results_no_shuffle", True)
+    with pytest.raises(AssertionError, match="shuffle 값이"):
+        checks.shuffle_flag(["r = model.fit(x, y, epochs=5, shuffle='batch')"], "r", True)
+    with pytest.raises(AssertionError, match="찾지 못했습니다"):
+        checks.shuffle_flag(["a = b", "b = a"], "a", True)  # a rename loop is not a fit
