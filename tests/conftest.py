@@ -42,3 +42,11 @@ def graded_course(tmp_path_factory, real_mnist) -> Path:
     (course / "grade-output.txt").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return course
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each test's outcome to its fixtures (for the failure screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -4,6 +4,7 @@ Debian's Chromium driven by Playwright (no browser download), headless, against 
 this test starts on 127.0.0.1 with a token. Screenshots of every step go to test-artifacts/browser/.
 """
 
+import json
 import secrets
 import shutil
 import socket
@@ -89,11 +90,19 @@ def browser(lab):
 
 
 @pytest.fixture
-def page(browser):
-    """A fresh browser tab per test (one notebook open at a time)."""
+def page(browser, lab, request):
+    """A fresh browser tab per test (one notebook open at a time); its kernels are shut down afterwards."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    yield context.new_page()
+    page = context.new_page()
+    yield page
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        shot(page, f"FAILED-{request.node.name}")
     context.close()
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab['base']}/api/kernels", headers=headers)) as answer:
+        for kernel in json.load(answer):
+            urllib.request.urlopen(urllib.request.Request(f"{lab['base']}/api/kernels/{kernel['id']}",
+                                                          headers=headers, method="DELETE"))
 
 
 def shot(page, name: str) -> None:
@@ -124,8 +133,11 @@ def type_answers(page, assignment: str) -> None:
 
 
 def run_all(page) -> None:
+    """Run → Run All Cells, as a student would, then wait until every queued cell has finished."""
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # the notebook must be the current widget
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # the menu item is disabled until JupyterLab knows which notebook is current
+    page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                                .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=60_000)
     page.wait_for_function("""() => {
