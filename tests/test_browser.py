@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import COURSE
-from sample_class import solution_source
+from sample_class import CLASS, solution_source
 
 from helpers.grade import nbgrader_env
 
@@ -117,7 +117,6 @@ def open_student_copy(page, lab, student: str, assignment: str):
               f"?reset&token={lab['token']}")  # reset: a fresh workspace, no tabs from earlier tests
     page.locator(".validate-button").wait_for(timeout=120_000)
     page.wait_for_function(KERNEL_IDLE, timeout=120_000)
-    return folder
 
 
 def type_answers(page, assignment: str) -> None:
@@ -140,11 +139,9 @@ def run_all(page) -> None:
     page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                                .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=60_000)
-    page.wait_for_function("""() => {
-        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
-        const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
-        return !prompts.some(p => p.includes('*')) && indicator && indicator.dataset.status === 'idle';
-    }""", timeout=RUN_TIMEOUT)
+    page.wait_for_function(f"""() => ({KERNEL_IDLE})()
+        && ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(p => p.textContent.includes('*'))""",
+                           timeout=RUN_TIMEOUT)
 
 
 def validate(page) -> str:
@@ -199,8 +196,6 @@ def test_student_blank_answer_fails_validation(page, lab, assignment):
 
 
 def test_formgrader_lists_the_graded_class(page, lab):
-    from sample_class import CLASS
-
     page.goto(f"{lab['base']}/login?token={lab['token']}")  # the token becomes a cookie for formgrader's API calls
     for assignment in ("batchnorm", "shuffle"):
         page.goto(f"{lab['base']}/formgrader/gradebook/{assignment}/{assignment}")

@@ -2,7 +2,6 @@
 
 import ast
 import filecmp
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from conftest import ASSIGNMENTS, COURSE, copy_course
 from sample_class import CLASS, build
 
-from helpers.grade import nbgrader_env
+from helpers.grade import nbgrader
 
 
 def cells(kind, assignment):
@@ -60,8 +59,7 @@ def test_release_hides_solutions_and_hidden_tests(assignment):
 def test_release_is_in_sync_with_source(tmp_path):
     course = copy_course(tmp_path / "course", with_submissions=False)
     for assignment in ASSIGNMENTS:
-        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-                       cwd=course, env=nbgrader_env(), check=True, capture_output=True)
+        nbgrader(course, "generate_assignment", assignment, "--force")
     comparison = filecmp.dircmp(course / "release", COURSE / "release")
     stale = []
 
