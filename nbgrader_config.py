@@ -18,3 +18,23 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 from helpers.grade import HideTestCode  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestCode, CSSHTMLHeaderPreprocessor]
+
+# Grading is safe to run on hostile code (README "Threat model"):
+# every kernel nbgrader starts (autograde and Validate) is the bubblewrap sandbox (helpers/sandbox.py;
+# `course install-sandbox` installs the kernel spec, `make setup` runs it) ...
+c.Execute.kernel_name = "course-sandbox"
+# ... and after the kernel has run, the student's code is screened for changes to what the tests rely on.
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties,
+    CheckCellMetadata,
+    Execute,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from helpers.screen import ScreenStudentCode  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [Execute, ScreenStudentCode, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

@@ -1,9 +1,12 @@
-"""Benchmark: Run-All of each course notebook against the original listing's own run.
+"""Benchmark: Run-All and autograde of each course notebook against the original listing's own run.
 
-Everything runs one after another in this process's machine (never two trainings at once), in
-alternating order, ``--repeat`` times. A listing runs as ``python listing.py`` (process start and
-TensorFlow import included); a notebook runs as Run-All in a fresh kernel (kernel start included),
-the instructor's solution, all sections. Writes the table to ``bench/results/runall.txt``.
+Everything runs one after another on this machine (never two trainings at once), in alternating order,
+``--repeat`` times. A listing runs as ``python listing.py`` (process start and TensorFlow import
+included); a notebook runs as Run-All in a fresh ``python3`` kernel (kernel start included), the
+instructor's solution, all sections, as a student runs it; autograde is plain ``nbgrader autograde
+<assignment> --student reference`` of the sample class's reference submission in a scratch course (nbgrader
+start, the sandbox kernel, hidden tests and saving the scores included), as the grader runs it.
+Writes the table to ``bench/results/runall.txt``.
 
     .venv/bin/python bench/runall.py [--repeat 2]
 """
@@ -13,14 +16,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from helpers.grade import nbgrader, nbgrader_env
+from helpers.parallel import run_watched
 
 COURSE = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -41,6 +49,24 @@ def run_notebook(assignment: str) -> float:
     return time.perf_counter() - start
 
 
+def scratch_course(root: Path) -> Path:
+    """A course with the sample class's reference submissions, the assignments generated."""
+    root.mkdir(parents=True)
+    shutil.copy(COURSE / "nbgrader_config.py", root)
+    shutil.copytree(COURSE / "source", root / "source")
+    shutil.copytree(COURSE / "submitted" / "reference", root / "submitted" / "reference")
+    for assignment in ("batchnorm", "shuffle"):
+        nbgrader(root, "generate_assignment", assignment, "--force")
+    return root
+
+
+def run_autograde(course: Path, assignment: str) -> float:
+    run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", "reference",
+                       "--force"], course, nbgrader_env(), timeout=1800)
+    assert run.returncode == 0, run.output[-3000:]
+    return run.seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
@@ -48,9 +74,12 @@ def main() -> int:
     args = parser.parse_args()
 
     times: dict[tuple[str, str], list[float]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="bench-runall-"))
+    course = scratch_course(scratch / "course")
     for round_ in range(args.repeat):
         for assignment in ("batchnorm", "shuffle"):
-            order = [("listing", run_listing), ("notebook", run_notebook)]
+            order = [("listing", run_listing), ("notebook", run_notebook),
+                     ("autograde", lambda a: run_autograde(course, a))]
             for kind, run in order if round_ % 2 == 0 else order[::-1]:
                 seconds = run(assignment)
                 times.setdefault((assignment, kind), []).append(seconds)
@@ -58,14 +87,18 @@ def main() -> int:
 
     lines = [f"# bench/runall.py --repeat {args.repeat}: {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
              f"{os.cpu_count()} cores, Python {platform.python_version()}",
-             "# seconds per run (wall clock, process/kernel start included); ratio = notebook / listing",
-             f"{'assignment':<10} {'listing':>20} {'notebook Run-All':>20} {'ratio':>6}"]
+             "# seconds per run, median (min-max), wall clock, process/kernel start included; ratios to the listing",
+             f"{'assignment':<10} {'listing':>20} {'notebook Run-All':>20} {'ratio':>6} {'autograde':>20} "
+             f"{'ratio':>6}"]
     for assignment in ("batchnorm", "shuffle"):
         listing, notebook = times[(assignment, "listing")], times[(assignment, "notebook")]
+        autograde = times[(assignment, "autograde")]
         lines.append(f"{assignment:<10} {_fmt(listing):>20} {_fmt(notebook):>20} "
-                     f"{statistics.median(notebook) / statistics.median(listing):6.2f}")
+                     f"{statistics.median(notebook) / statistics.median(listing):6.2f} {_fmt(autograde):>20} "
+                     f"{statistics.median(autograde) / statistics.median(listing):6.2f}")
     lines.append("# runs: " + "; ".join(f"{a} {k}: " + ", ".join(f"{s:.1f}" for s in v) for (a, k), v in times.items()))
     lines.append("# noise: the spread of the runs above (min-max) is this machine's run-to-run noise")
+    shutil.rmtree(scratch)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -2,14 +2,25 @@
 
 Each check raises ``AssertionError`` with a Korean message that says what is wrong, not the answer.
 Expected values and tolerances come from ``expected.json`` (written by ``course calibrate``).
+
+Every check first calls ``untouched()``: the functions the tests rely on (``round``, ``abs``,
+``isinstance``, ``numpy.isclose``/``allclose``/``argmax``, ``keras.Model.fit``/``evaluate``/``predict``,
+Keras' ``History``, and these checks themselves) must still be the objects captured when the notebook's
+first (given, locked) cell imported this module. This is the in-kernel half of the defence; the other half,
+outside the kernel, is ``helpers.screen``.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import json
+import sys
 from functools import lru_cache
 from pathlib import Path
+
+import keras
+import numpy
 
 EXPECTED_FILE = Path(__file__).with_name("expected.json")
 
@@ -29,6 +40,29 @@ BN_LENET = [
 ]
 
 
+def _relied_on() -> dict:
+    return {"round": builtins.round, "abs": builtins.abs, "isinstance": builtins.isinstance, "len": builtins.len,
+            "float": builtins.float, "numpy.isclose": numpy.isclose, "numpy.allclose": numpy.allclose,
+            "numpy.argmax": numpy.argmax, "keras.Model.fit": keras.Model.fit,
+            "keras.Model.evaluate": keras.Model.evaluate, "keras.Model.predict": keras.Model.predict,
+            "keras.Sequential.fit": keras.Sequential.fit, "keras.Sequential.evaluate": keras.Sequential.evaluate,
+            "keras.Sequential.predict": keras.Sequential.predict, "keras.callbacks.History": keras.callbacks.History}
+
+
+_ORIGINALS = _relied_on()  # captured at import: the notebook's first cell, before any student code
+
+
+def untouched() -> None:
+    """Hidden tests: stop if anything the tests rely on was replaced after the notebook imported this module."""
+    now = _relied_on()
+    changed = [name for name, original in _ORIGINALS.items() if now[name] is not original]
+    module = sys.modules[__name__]
+    changed += [f"checks.{name}" for name, code in _CODE.items()
+                if getattr(getattr(module, name, None), "__code__", None) is not code]
+    assert not changed, (f"채점에 쓰이는 함수가 바뀌었습니다 ({', '.join(changed)}). "
+                         "기본 함수나 채점 도구를 바꾸는 코드를 지우고 다시 제출하세요.")
+
+
 @lru_cache(maxsize=None)
 def expected(assignment: str) -> dict:
     """The calibrated expected values of one assignment (see ``expected.json`` for how measured)."""
@@ -42,6 +76,7 @@ def layer_kinds(model) -> list[str]:
 
 def bn_after_each_conv(model) -> None:
     """Public self-check: exactly three BN layers, each directly after one of the three Conv2D."""
+    untouched()
     kinds = layer_kinds(model)
     convs = [i for i, kind in enumerate(kinds) if kind == "Conv2D"]
     bns = [i for i, kind in enumerate(kinds) if kind == "BatchNormalization"]
@@ -57,6 +92,7 @@ def bn_after_each_conv(model) -> None:
 
 def lenet_structure(model, spec=BN_LENET) -> None:
     """Hidden test: the exact layer sequence and settings of the lesson's model."""
+    untouched()
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     kinds = [type(layer).__name__ for layer in layers]
     assert kinds == [kind for kind, _ in spec], (
@@ -72,6 +108,7 @@ def lenet_structure(model, spec=BN_LENET) -> None:
 
 def close_to_expected(name: str, value: float, assignment: str, key: str) -> None:
     """Hidden test: a rounded result lies within the calibrated tolerance of the expected value."""
+    untouched()
     entry = expected(assignment)["values"][key]
     assert abs(value - entry["expected"]) <= entry["tolerance"] + 1e-9, (
         f"{name}이(가) 정답 모델로 학습했을 때의 범위를 벗어났습니다. 모델 구조와 학습 코드를 다시 확인하세요.")
@@ -79,6 +116,7 @@ def close_to_expected(name: str, value: float, assignment: str, key: str) -> Non
 
 def curve_close_to_expected(name: str, losses, assignment: str, key: str) -> None:
     """Hidden test: every epoch's loss lies within the calibrated tolerance of the expected curve."""
+    untouched()
     entry = expected(assignment)["values"][key]
     losses = [float(x) for x in losses]
     assert len(losses) == len(entry["expected"]), f"{name}의 epoch 수가 {len(entry['expected'])}가 아닙니다."
@@ -90,8 +128,7 @@ def curve_close_to_expected(name: str, losses, assignment: str, key: str) -> Non
 
 def history_of_fit(history, epochs: int, steps: int, name: str) -> None:
     """Hidden test: ``history`` is the Keras History that a real ``fit`` of this length returned."""
-    import keras
-
+    untouched()
     assert isinstance(history, keras.callbacks.History), (
         f"{name}에는 model.fit(...)이 돌려준 History 객체를 저장해야 합니다.")
     assert isinstance(getattr(history, "model", None), keras.Model), (
@@ -135,6 +172,7 @@ def fit_call(sources, target: str) -> ast.Call | None:
 
 def shuffle_flag(sources, target: str, want: bool) -> None:
     """Hidden test: the ``fit`` call that made ``target`` passes ``shuffle=<want>`` explicitly."""
+    untouched()
     call = fit_call(sources, target)
     assert call is not None, f"{target} = model.fit(...) 형태의 코드를 찾지 못했습니다."
     flags = [kw.value for kw in call.keywords if kw.arg == "shuffle"]
@@ -146,8 +184,25 @@ def shuffle_flag(sources, target: str, want: bool) -> None:
 
 def evaluate_fresh(model, test_cnt: int):
     """``model.evaluate`` on a fresh copy of the first ``test_cnt`` test images, out of the student's reach."""
+    untouched()
     from helpers.data import lenet_mnist
 
     _, (images, labels) = lenet_mnist(0, test_cnt)
-    loss, accuracy = model.evaluate(images, labels, verbose=0)
+    # the class's method as imported, not whatever ``model.evaluate`` now points to
+    loss, accuracy = _ORIGINALS["keras.Model.evaluate"](model, images, labels, verbose=0)
     return float(loss), float(accuracy)
+
+
+def predict_2png_fresh(model):
+    """The model's confidences for ``2.png`` as shipped (rebuilt from MNIST, not the file in the student's
+    folder, which the student's code could replace), through ``predict`` as imported."""
+    untouched()
+    from helpers.data import digit_png
+
+    image = (digit_png() / 255.0).reshape((1, 32, 32, 1))
+    return _ORIGINALS["keras.Model.predict"](model, image, verbose=0)
+
+
+# The code of every function above, as imported: untouched() compares against it.
+_CODE = {name: value.__code__ for name, value in list(globals().items())
+         if callable(value) and getattr(value, "__module__", None) == __name__ and hasattr(value, "__code__")}

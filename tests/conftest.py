@@ -10,6 +10,7 @@ from helpers.grade import nbgrader_env
 
 COURSE = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["batchnorm", "shuffle"]
+DEMO_LIMITS = ["--cell-timeout", "120", "--timeout", "300"]  # as in the Makefile
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,9 @@ def copy_course(target: Path, with_submissions: bool = True) -> Path:
 def graded_course(tmp_path_factory, real_mnist) -> Path:
     """The sample class graded once per test run by `course grade` (what `make demo` runs)."""
     course = copy_course(tmp_path_factory.mktemp("graded") / "course")
-    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS], cwd=course, env=nbgrader_env(),
+    # the limits of `make demo`: the hostile class's stuck submissions are stopped after 120 s per cell / 300 s
+    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS, *DEMO_LIMITS],
+                          cwd=course, env=nbgrader_env(),
                           capture_output=True, text=True)
     (course / "grade-output.txt").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

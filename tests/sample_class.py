@@ -6,7 +6,7 @@ notebook); ``tests/test_course.py`` checks that the committed class matches this
 
 from __future__ import annotations
 
-import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 from helpers.calibrate import fit_sources, lenet_source
+from helpers.sweep import solution_text, student_notebook
 
 COURSE = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,13 @@ class Submission:
     answers: dict[str, str] | None = None
     extra_after: dict[str, str] = field(default_factory=dict)
     kernel: str | None = None  # the kernelspec name the student's JupyterLab saved, when not the course's
+    before: dict[str, str] = field(default_factory=dict)  # grade_id -> code put at the top of that answer cell
+    edit: dict[str, str | None] = field(default_factory=dict)  # grade_id -> new source of a given/test cell, or
+    #                                                          None to delete the cell
+    raw: str | None = None  # the notebook file's bytes as handed in (not JSON at all), instead of a notebook
+    missing: bool = False  # the folder was handed in without the notebook
+    extra_notebook: str | None = None  # a second .ipynb in the folder (a copy of the notebook) with this name
+    reason: str = ""  # hostile class: what the grade report must say about this student (a substring)
 
 
 BN_FULL = {"test_bn_positions": 2, "test_structure": 2, "test_counts": 1, "test_reported": 2, "test_prediction": 1,
@@ -82,41 +90,157 @@ CLASS: dict[str, dict[str, Submission]] = {
     },
 }
 
+# --- the hostile class: submissions that try to break, fool or damage the grader (README "Threat model") ---
+BN_ZERO = dict.fromkeys(BN_FULL, 0)
+BN_NO_MODEL = dict(BN_ZERO, test_counts=1)  # the answer cell never made `model`: only the data test passes
+SHUFFLE_ZERO = dict.fromkeys(SHUFFLE_FULL, 0)
+PATCHES = """import builtins
 
-def solution_source(source: str) -> str:
-    """A source answer cell as a student who solved it would leave it: the solution, no markers."""
-    return "\n".join(line for line in source.split("\n") if not re.search(r"### (BEGIN|END) SOLUTION", line))
+import keras
+numpy.isclose = numpy.allclose = lambda *args, **kwargs: True
+builtins.round = lambda value, digits=None: 0.08
+checks.close_to_expected = checks.lenet_structure = checks.untouched = lambda *args, **kwargs: None
+keras.Model.evaluate = lambda self, *args, **kwargs: [0.08, 0.97]
+"""
+SWALLOW_ERRORS = """def quiet(shell, etype, evalue, tb, tb_offset=None):
+    return None  # every later error, the hidden tests' included, shows nothing
+
+get_ipython().set_custom_exc((BaseException,), quiet)
+"""
+HOSTILE: dict[str, dict[str, Submission]] = {
+    "hostile_exception": {  # a bug: the answer cell raises before it builds the model
+        "batchnorm": Submission(BN_NO_MODEL, before={"model": "raise ValueError('unfinished')"},
+                                reason="ValueError: unfinished"),
+        # the flags are written right in the code (test_flags reads the code); nothing else ran
+        "shuffle": Submission(dict(SHUFFLE_ZERO, test_flags=2),
+                              before={"fit_no_shuffle": "raise ValueError('unfinished')"},
+                              reason="ValueError: unfinished"),
+    },
+    "hostile_loop": {  # never ends; the cell timeout interrupts it and grading goes on
+        "batchnorm": Submission(BN_NO_MODEL, before={"model": "while True:\n    pass"}, reason="KeyboardInterrupt"),
+    },
+    "hostile_sleep": {  # sleeps past every limit and ignores the interrupt: nbgrader gives up on the notebook
+        "batchnorm": Submission(BN_ZERO, before={"model": "import signal\nimport time\n\n"
+                                                          "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                                          "time.sleep(10**6)"},
+                                reason="CellTimeoutError"),
+    },
+    "hostile_output": {  # a correct answer that also prints 40 MB: the grade is the answer's, the output is cut
+        "batchnorm": Submission(BN_FULL, before={"model": "for _ in range(400_000):\n    print('x' * 100)"}),
+    },
+    "hostile_memory": {  # allocates 1 GB after 1 GB: the sandbox stops the kernel at its memory limit
+        "batchnorm": Submission(BN_ZERO, before={"model": "hog = []\nwhile True:\n"
+                                                          "    hog.append(numpy.ones(2**27))"},
+                                reason="more than its limit of 6144 MB"),
+    },
+    "hostile_hardcoded_line": {  # no BN, and the expected line printed by hand under the graded one
+        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
+                                extra_after={"graded_line": "print('[2] 0.08 0.97')"}),
+    },
+    "hostile_monkeypatch": {  # no BN; replaces what the tests call so that everything "passes"
+        "batchnorm": Submission(BN_ZERO, answers={"model": PATCHES + lenet_source("none")},
+                                reason="TamperingSuspected"),
+        "shuffle": Submission(SHUFFLE_ZERO, answers=fit_sources(
+            "train_images, train_labels, epochs=5, shuffle=True",
+            "train_images, train_labels, epochs=5, shuffle=True"), before={
+            "fit_no_shuffle": "checks.curve_close_to_expected = checks.shuffle_flag = lambda *args, **kwargs: None"},
+            reason="TamperingSuspected"),
+    },
+    "hostile_swallow_errors": {  # no BN; hides every later error so that failed tests look passed
+        "batchnorm": Submission(BN_ZERO, answers={"model": SWALLOW_ERRORS + lenet_source("none")},
+                                reason="TamperingSuspected"),
+        "shuffle": Submission(SHUFFLE_ZERO, answers={}, before={"fit_no_shuffle": SWALLOW_ERRORS},
+                              reason="TamperingSuspected"),
+    },
+    "hostile_read_source": {  # builds the model from the instructor's solution in source/ (no exec, no patching)
+        "batchnorm": Submission(BN_NO_MODEL, answers={"model": """import json
+
+solution = json.load(open("../../../source/batchnorm/batchnorm.ipynb"))
+answer = next("".join(c["source"]) for c in solution["cells"] if "BEGIN SOLUTION" in "".join(c["source"]))
+utils.set_random_seed(1)
+model = models.Sequential()
+for line in answer.splitlines():
+    if line.startswith("model.add(layers.Conv2D"):
+        filters = int(line.split("(")[2].split(",")[0])
+        model.add(layers.Conv2D(filters, (5, 5), strides=(1, 1), activation='tanh'))
+    elif line.startswith("model.add(layers.BatchNormalization"):
+        model.add(layers.BatchNormalization())
+    elif line.startswith("model.add(layers.AveragePooling2D"):
+        model.add(layers.AveragePooling2D((2, 2), strides=(2, 2)))
+    elif line.startswith("model.add(layers.Flatten"):
+        model.add(layers.Flatten())
+    elif line.startswith("model.add(layers.Dense"):
+        model.add(layers.Dense(int(line.split("(")[2].split(",")[0]), activation=line.split("'")[1]))
+"""}, reason="FileNotFoundError"),
+    },
+    "hostile_vandal": {  # writes to the gradebook, another student's notebook and release/, deletes source/,
+        #                 then dials out; hands in no answer
+        "batchnorm": Submission(BN_NO_MODEL, answers={"model": """import os
+import shutil
+import socket
+
+for target in ["../../../gradebook.db", "../../reference/batchnorm/batchnorm.ipynb",
+               "../../../release/batchnorm/batchnorm.ipynb"]:
+    try:
+        with open(target, "w") as f:
+            f.write("vandalised")
+        print("wrote", target)
+    except OSError as error:
+        print("could not write", target, error)
+shutil.rmtree("../../../source", ignore_errors=True)
+shutil.rmtree("../../../submitted", ignore_errors=True)
+try:
+    os.remove("../../../nbgrader_config.py")
+except OSError as error:
+    print(error)
+for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
+    try:
+        socket.create_connection((host, port), timeout=5)
+        print("connected to", host)
+    except OSError as error:
+        print("no connection to", host, error)
+"""}, reason="NameError"),
+    },
+    "hostile_invalid_json": {  # the file is not a notebook at all
+        "batchnorm": Submission(BN_ZERO, raw='{"cells": [ this is not JSON', reason="not a valid notebook"),
+    },
+    "hostile_missing": {  # the folder without the notebook
+        "batchnorm": Submission(BN_ZERO, missing=True, reason="no batchnorm.ipynb"),
+    },
+    "hostile_edited_tests": {  # no BN; empties the public test, deletes the value test
+        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
+                                edit={"test_bn_positions": '"""BN check"""\npass', "test_values": None},
+                                reason="test_bn_positions"),
+    },
+    "hostile_extra_notebook": {  # a correct answer plus a stray copy of the notebook
+        "batchnorm": Submission(BN_FULL, extra_notebook="batchnorm-Copy1.ipynb", reason="extra notebook"),
+    },
+}
+CLASS.update(HOSTILE)
+
+
+solution_source = solution_text  # the answer as a student who solved it leaves it (no solution markers)
 
 
 def build(student: str, assignment: str, submission: Submission) -> nbformat.NotebookNode:
-    release = nbformat.read(COURSE / "release" / assignment / f"{assignment}.ipynb", as_version=4)
-    source = nbformat.read(COURSE / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    solutions = {c.metadata["nbgrader"]["grade_id"]: solution_source(c.source) for c in source.cells
-                 if c.metadata.get("nbgrader", {}).get("solution")}
-    cells = []
-    for cell in release.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            if submission.answers is None:
-                cell.source = solutions[grade_id]
-            elif grade_id in submission.answers:
-                cell.source = submission.answers[grade_id]
-        cells.append(cell)
-        if grade_id in submission.extra_after:
-            cells.append(nbformat.v4.new_code_cell(submission.extra_after[grade_id], id=f"extra-after-{grade_id}"))
-    release.cells = cells
-    if submission.kernel:
-        release.metadata.kernelspec = {"display_name": f"Python [{submission.kernel}]", "language": "python",
-                                       "name": submission.kernel}
-    return release
+    return student_notebook(COURSE, assignment, submission.answers, submission.before, submission.extra_after,
+                            submission.edit, submission.kernel)
 
 
 def write_class(root: Path = COURSE) -> None:
     for student, assignments in CLASS.items():
         for assignment, submission in assignments.items():
             folder = root / "submitted" / student / assignment
-            folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(build(student, assignment, submission), folder / f"{assignment}.ipynb")
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            notebook = folder / f"{assignment}.ipynb"
+            if submission.raw is not None:
+                notebook.write_text(submission.raw)
+            elif not submission.missing:
+                nbformat.write(build(student, assignment, submission), notebook)
+            if submission.extra_notebook:
+                shutil.copy(notebook, folder / submission.extra_notebook)
             for extra in (COURSE / "release" / assignment).iterdir():
                 if extra.suffix != ".ipynb":
                     (folder / extra.name).write_bytes(extra.read_bytes())

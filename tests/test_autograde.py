@@ -3,10 +3,12 @@ class (graded once per run, see conftest.graded_course), asserting every student
 
 import csv
 import re
+from pathlib import Path
 
 import pytest
+from conftest import COURSE
 from nbgrader.api import Gradebook
-from sample_class import CLASS
+from sample_class import CLASS, HOSTILE
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +59,43 @@ def test_feedback_is_written_without_hidden_tests(graded_course, assignment):
 def test_autograde_restores_the_shipped_image(graded_course):
     shipped = (graded_course / "source" / "batchnorm" / "2.png").read_bytes()
     assert (graded_course / "autograded" / "reference" / "batchnorm" / "2.png").read_bytes() == shipped
+
+
+# --- the hostile class (tests/sample_class.py HOSTILE): safe, exact, and explained ---
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_grading_leaves_source_release_submissions_and_config_intact(graded_course):
+    for folder in ("source", "release", "submitted"):
+        assert files(graded_course / folder) == files(COURSE / folder), folder
+    assert (graded_course / "nbgrader_config.py").read_bytes() == (COURSE / "nbgrader_config.py").read_bytes()
+
+
+def test_gradebook_holds_exactly_the_class(graded_course):
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gradebook:
+        assert sorted(s.id for s in gradebook.students) == sorted(CLASS)
+        for assignment in ("batchnorm", "shuffle"):
+            graded = sorted(s.student_id for s in gradebook.assignment_submissions(assignment))
+            assert graded == sorted(s for s, a in CLASS.items() if assignment in a)
+            for submission in gradebook.assignment_submissions(assignment):
+                assert not submission.needs_manual_grade, submission.student_id
+
+
+HOSTILE_ROWS = [(s, a, sub) for s, a, sub in EXPECTED if s in HOSTILE]
+
+
+@pytest.mark.parametrize("student, assignment, submission", HOSTILE_ROWS, ids=[f"{s}-{a}" for s, a, _ in HOSTILE_ROWS])
+def test_grade_table_says_why_in_one_line(graded_course, student, assignment, submission):
+    output = (graded_course / "grade-output.txt").read_text()
+    table = output[output.index("failed tests"):].splitlines()
+    rows = [line for line in table if re.match(rf"^{student}\s+{assignment}\s", line)]
+    assert len(rows) == 1
+    assert submission.reason in rows[0]
+
+
+def test_megabytes_of_output_are_cut_in_the_graded_notebook(graded_course):
+    notebook = graded_course / "autograded" / "hostile_output" / "batchnorm" / "batchnorm.ipynb"
+    assert notebook.stat().st_size < 2_000_000
+    assert "... Output truncated ..." in notebook.read_text()

@@ -75,9 +75,18 @@ def test_release_is_in_sync_with_source(tmp_path):
 def test_sample_class_is_in_sync():
     for student, assignments in CLASS.items():
         for assignment, submission in assignments.items():
-            committed = nbformat.read(COURSE / "submitted" / student / assignment / f"{assignment}.ipynb", as_version=4)
+            path = COURSE / "submitted" / student / assignment / f"{assignment}.ipynb"
+            if submission.missing:
+                assert not path.exists(), f"{student}/{assignment}: run `make sample-class`"
+                continue
+            if submission.raw is not None:
+                assert path.read_text() == submission.raw, f"{student}/{assignment}: run `make sample-class`"
+                continue
+            committed = nbformat.read(path, as_version=4)
             expected = build(student, assignment, submission)
             assert committed == expected, f"{student}/{assignment}: run `make sample-class`"
+            if submission.extra_notebook:
+                assert (path.parent / submission.extra_notebook).read_bytes() == path.read_bytes()
 
 
 def test_sample_scores_add_up_to_the_points():
