@@ -1,12 +1,12 @@
 """Benchmark: grade a synthetic class serially with plain nbgrader and in parallel with `course grade`.
 
-The class is K copies of the sample class in submitted/ (student ``reference`` becomes ``reference_0``,
-``reference_1``, ...). Each mode grades it in its own scratch course, one mode after the other (never
-both at once): serial is ``nbgrader autograde A --force`` per assignment, parallel is the same autograde
-step of ``course grade`` (helpers.parallel.grade_assignment) on an embedded Dask LocalCluster with
-``--workers`` workers. Only the autograde step is timed (generate_assignment runs before the clock).
-Records throughput, speed-up, the largest kernel's resident memory, the core count and whether every
-grade cell got the same score in both gradebooks, appended to ``bench/results/parallel.txt``.
+The class is K copies of the sample class in submitted/ without its hostile students (student
+``reference`` becomes ``reference_0``, ``reference_1``, ...). Each mode grades it in its own scratch
+course, one mode after the other (never both at once): serial is ``nbgrader autograde A --force`` per
+assignment, parallel is the autograde step of ``course grade`` (helpers.parallel.grade_assignment) on an
+embedded Dask LocalCluster with ``--workers`` workers. Only the autograde step is timed (generate_assignment
+runs before the clock). Records throughput, speed-up, the largest kernel's resident memory, the core count
+and whether every grade cell got the same score in both gradebooks, appended to ``bench/results/parallel.txt``.
 
     .venv/bin/python bench/parallel.py [--copies 1] [--workers 2]
 """
@@ -34,7 +34,9 @@ def synthetic_course(target: Path, copies: int) -> Path:
     target.mkdir(parents=True)
     shutil.copy(COURSE / "nbgrader_config.py", target)
     shutil.copytree(COURSE / "source", target / "source")
-    for student in sorted(p for p in (COURSE / "submitted").iterdir() if p.is_dir()):
+    # the honest sample class; the hostile students are there to be stopped, not to be timed
+    for student in sorted(p for p in (COURSE / "submitted").iterdir() if p.is_dir() and
+                          not p.name.startswith("hostile_")):
         for k in range(copies):
             shutil.copytree(student, target / "submitted" / f"{student.name}_{k}")
     for assignment in ASSIGNMENTS:
@@ -101,7 +103,7 @@ def main() -> int:
         f"## {time.strftime('%Y-%m-%d %H:%M')}  bench/parallel.py --copies {args.copies} --workers {args.workers}",
         f"machine: {platform.machine()}, {cores} cores ({platform.processor() or 'cpu'}), Python "
         f"{platform.python_version()}; {args.workers} workers x {threads} TensorFlow thread(s) per kernel",
-        f"class: {submissions} submissions ({args.copies} copies of submitted/, both assignments)",
+        f"class: {submissions} submissions ({args.copies} copies of the non-hostile sample class, both assignments)",
         f"serial   (plain nbgrader autograde): {serial_seconds:7.1f} s  {submissions / serial_seconds * 60:5.2f} "
         f"submissions/min  peak kernel RSS {serial_peak:.0f} MB",
         f"parallel (course grade, Dask):       {parallel_seconds:7.1f} s  {submissions / parallel_seconds * 60:5.2f} "
