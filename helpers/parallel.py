@@ -22,7 +22,6 @@ its tests score 0 and the grade report names the reason.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import signal
@@ -278,10 +277,16 @@ def cluster_client(workers: int, scheduler: str | None):
     return Client(cluster), cluster
 
 
+class Jobs(dict):
+    """{student: job summary}, and how long the single writer (``replay``) took."""
+
+    replay_seconds: float = 0.0
+
+
 def grade_assignment(course: Path, assignment: str, client, workers: int, threads: int | None,
                      timeout: float, extra: list[str] | None = None) -> dict:
     """Autograde every student of ``submitted/`` for one assignment on the Dask client; write the course's
-    gradebook and autograded/ through ``replay``. Returns {student: job summary}."""
+    gradebook and autograded/ through ``replay``. Returns the jobs (see ``Jobs``)."""
     from distributed import as_completed
 
     students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}") if p.is_dir())
@@ -295,7 +300,7 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
         progress = Progress(len(students), f"{assignment}: {workers} workers")
         stop = threading.Event()
         threading.Thread(target=progress.tick, args=(stop,), daemon=True).start()
-        jobs = {}
+        jobs = Jobs()
         try:
             for future in as_completed(futures):
                 student = futures[future]
@@ -318,7 +323,11 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
             stop.set()
         if progress.live:
             print(flush=True)
+        start = time.monotonic()
         done = replay(course, assignment, scratch / "executed")
+        jobs.replay_seconds = round(time.monotonic() - start, 1)
+        print(f"{assignment}: {len(jobs)} submissions written to the gradebook by one nbgrader process in "
+              f"{jobs.replay_seconds:.1f} s", flush=True)
         (course / "logs").mkdir(exist_ok=True)
         log = course / "logs" / f"autograde-{assignment}.log"
         log.write_text("".join(f"===== {s} ({j['status']}, {j['seconds']} s)\n{j['log']}\n"
@@ -326,10 +335,3 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
         if done.returncode != 0:
             print(f"nbgrader autograde reported errors for {assignment}; see {log}", file=sys.stderr)
     return jobs
-
-
-def summary(jobs: dict) -> str:
-    seconds = [j["seconds"] for j in jobs.values()]
-    peaks = [j["peak_kernel_mb"] for j in jobs.values() if j["peak_kernel_mb"]]
-    return json.dumps({"jobs": len(jobs), "job_seconds_mean": round(sum(seconds) / max(len(seconds), 1), 1),
-                       "peak_kernel_mb_max": max(peaks, default=0)})
