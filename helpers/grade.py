@@ -139,27 +139,29 @@ def print_table(rows: list[dict]) -> None:
 
 
 def record_ungradable(course: Path, assignment: str) -> list[str]:
-    """Give 0 to every test of a submission nbgrader could not grade (no notebook, or not a notebook), as
-    nbgrader itself does for a missing notebook, so the student is in the gradebook, grades.csv and the table
-    instead of silently absent, and nothing waits for a manual grade. Returns those students."""
+    """Give 0 to every test nbgrader could not grade, as nbgrader itself does for a missing notebook: all
+    tests of a submission without a gradable notebook (none handed in, or not a notebook), so the student is
+    in the gradebook, grades.csv and the table instead of silently absent; and a test cell the student
+    deleted, which nbgrader would otherwise leave waiting for a manual grade (every test here is an
+    autograded code cell). Returns the students concerned."""
     from nbgrader.api import Gradebook, MissingEntry
 
     found = []
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        names = [n.name for n in gradebook.find_assignment(assignment).notebooks]
-        for folder in sorted((course / "submitted").glob(f"*/{assignment}")):
+        for folder in sorted(p for p in (course / "submitted").glob(f"*/{assignment}") if p.is_dir()):
             student = folder.parent.name
-            graded = [course / "autograded" / student / assignment / f"{n}.ipynb" for n in names]
-            if folder.is_dir() and not all(path.exists() for path in graded):
-                gradebook.update_or_create_student(student)
-                try:
-                    submission = gradebook.find_submission(assignment, student)
-                except MissingEntry:
-                    submission = gradebook.add_submission(assignment, student)
-                for notebook, path in zip(sorted(submission.notebooks, key=lambda n: names.index(n.name)), graded):
-                    if not path.exists():
-                        for grade in notebook.grades:
-                            grade.auto_score, grade.needs_manual_grade = 0, False
+            gradebook.update_or_create_student(student)
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                submission = gradebook.add_submission(assignment, student)
+            changed = False
+            for notebook in submission.notebooks:
+                graded = (course / "autograded" / student / assignment / f"{notebook.name}.ipynb").exists()
+                for grade in notebook.grades:
+                    if not graded or grade.auto_score is None and grade.cell.cell_type == "code":
+                        grade.auto_score, grade.needs_manual_grade, changed = 0, False, True
+            if changed:
                 gradebook.db.commit()
                 found.append(student)
     return found
