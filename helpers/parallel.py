@@ -15,8 +15,9 @@ nbgrader autogrades one submission after another (upstream #174, #1456). Here, f
    scores are computed by nbgrader's own ``SaveAutoGrades``, as in a serial run, and no two processes
    ever write the SQLite gradebook at once.
 
-A job that exceeds its wall time, or whose worker dies, gets an error output in every test cell, so all
-its tests score 0 and the grade report names the reason.
+A job that exceeds its wall time gets an error output in every test cell, so all its tests score 0; a job
+that nbgrader could not finish (kernel died, worker lost) fails in the replay too, as it would serially;
+either way the grade report names the reason.
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def _last_error(log: str) -> str:
 
 class ReplayExecution(Preprocessor):
     """Autograde preprocessor used in place of nbgrader's ``Execute``: each code cell gets the outputs it
-    produced on the worker. Without an executed notebook (time limit, lost worker) every test cell gets
-    an error output with the reason, so every test scores 0."""
+    produced on the worker. A job stopped at its wall time: every test cell gets an error output with the
+    reason, so every test scores 0. A job where nbgrader failed (kernel died, worker lost): it fails here
+    too, so nbgrader records it exactly as a serial run would."""
 
     enabled = True
     folder = Unicode(help="where the workers' notebooks are: <folder>/<student>/<notebook>.ipynb "
@@ -180,6 +182,9 @@ class ReplayExecution(Preprocessor):
     def preprocess(self, nb, resources):
         student, name = resources["nbgrader"]["student"], resources["nbgrader"]["notebook"]
         executed = Path(self.folder) / student / f"{name}.ipynb"
+        failed = Path(self.folder) / student / "FAILED"
+        if failed.exists():  # nbgrader failed on the worker (e.g. the kernel died): fail here too, as serially
+            raise RuntimeError(failed.read_text())
         if not executed.exists():
             reason_file = Path(self.folder) / student / "REASON"
             reason = reason_file.read_text() if reason_file.exists() else "the submission was not graded"
@@ -315,8 +320,8 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
                 folder.mkdir(parents=True)
                 for name, data in job.pop("notebooks").items():
                     (folder / name).write_bytes(data)
-                if job["status"] != "ok":
-                    (folder / "REASON").write_text(job["reason"])
+                if job["status"] != "ok":  # a timeout zeroes the tests; an nbgrader failure is replayed as one
+                    (folder / ("REASON" if job["status"] == "timeout" else "FAILED")).write_text(job["reason"])
                 note = "" if job["status"] == "ok" else f"  {job['status'].upper()}: {job['reason']}"
                 progress.finished(f"{student:<20} {job['seconds']:6.1f} s{note}")
         finally:

@@ -39,10 +39,11 @@ TINY = nbformat.v4.new_notebook(cells=[
 ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 ANSWERS = {"right": "answer = 42", "wrong": "answer = 41.0", "slow": "import time\ntime.sleep(60)\nanswer = 42",
-           "tamper": "round = abs\nanswer = 42", "broken": None, "missing": None}
+           "tamper": "round = abs\nanswer = 42", "dies": "import os\nos._exit(1)", "broken": None, "missing": None}
 SCORES = {"right": {"test_value": 2, "test_type": 1}, "wrong": {"test_value": 0, "test_type": 0},
           "slow": {"test_value": 0, "test_type": 0}, "tamper": {"test_value": 0, "test_type": 0},
-          "broken": {"test_value": 0, "test_type": 0}, "missing": {"test_value": 0, "test_type": 0}}
+          "dies": {"test_value": 0, "test_type": 0}, "broken": {"test_value": 0, "test_type": 0},
+          "missing": {"test_value": 0, "test_type": 0}}
 STUCK = "import signal\nimport time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(10**6)"
 
 
@@ -127,11 +128,12 @@ def test_parallel_autograded_feedback_and_csv_equal_serial(serial_and_parallel):
 def test_progress_and_reasons_are_printed(serial_and_parallel):
     _, _, _, done = serial_and_parallel
     assert "$ autograde tiny on 2 Dask workers" in done.stdout
-    assert "tiny: 2 workers [########################] 6/6" in done.stdout
+    assert "tiny: 2 workers [########################] 7/7" in done.stdout
     assert "ETA" in done.stdout
     table = done.stdout[done.stdout.index("failed tests"):]
     assert "tiny.ipynb is not a valid notebook" in table and "no tiny.ipynb handed in" in table
     assert "answer raised KeyboardInterrupt" in table and "TamperingSuspected" in table
+    assert "DeadKernelError" in table
 
 
 def test_a_dask_cluster_grades_and_stops_a_stuck_submission(tmp_path):
