@@ -143,7 +143,8 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
     with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
         root = Path(scratch)
         unpack(bundle, root)
-        env = dict(nbgrader_env(), **thread_env(threads))
+        (root / "tmp").mkdir()  # the sandbox's private folders go here, and go away with the job
+        env = dict(nbgrader_env(), TMPDIR=str(root / "tmp"), **thread_env(threads))
         run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
                            *extra], root, env, timeout)
         folder = root / "autograded" / student / assignment

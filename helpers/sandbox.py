@@ -36,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -147,6 +148,9 @@ async def serve(connection: dict, socket_prefix: str, command: list[str]) -> int
         port = connection[channel]
         servers.append(await asyncio.start_server(lambda r, w, p=port: connect(p, r, w), connection["ip"], port))
     process = await asyncio.create_subprocess_exec(*command, preexec_fn=set_limits)
+    # Jupyter stops a kernel with SIGTERM when it does not answer a shutdown request: stop everything in the
+    # sandbox, then return normally, so that the private folder is removed
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_all, process.pid)
     watchdog = asyncio.create_task(watch_memory(process.pid, limits()["memory_mb"]))
     code = await process.wait()
     watchdog.cancel()
@@ -171,14 +175,25 @@ async def watch_memory(pid: int, limit_mb: int) -> None:
             if used > limit_mb:
                 print(f"course-sandbox: the kernel used {used:.0f} MB, more than its limit of {limit_mb} MB "
                       "(COURSE_SANDBOX_MEMORY_MB), and was stopped", file=sys.stderr, flush=True)
-                for process in processes:
-                    try:
-                        process.kill()
-                    except psutil.Error:
-                        pass
+                stop_all(pid)
                 return
     except (psutil.Error, asyncio.CancelledError):
         return
+
+
+def stop_all(pid: int) -> None:
+    """Kill bwrap's children (the kernel and whatever it started); bwrap then exits."""
+    import psutil
+
+    try:
+        processes = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 def main(argv: list[str]) -> int:
