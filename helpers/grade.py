@@ -171,10 +171,10 @@ def sandbox_ready() -> None:
     """Install the course-sandbox kernel spec; stop with what to do if bubblewrap is missing."""
     import shutil
 
-    from helpers.sandbox import install
+    from helpers.sandbox import enabled, install
 
     install()
-    if shutil.which("bwrap") is None and os.environ.get("COURSE_SANDBOX", "on").lower() not in ("off", "0", "no"):
+    if shutil.which("bwrap") is None and enabled():
         raise SystemExit("error: grading runs every kernel in a bubblewrap sandbox, and `bwrap` is not installed: "
                          "`sudo apt-get install -y bubblewrap` (or COURSE_SANDBOX=off to grade without it, unsafe)")
 

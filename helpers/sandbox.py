@@ -47,6 +47,11 @@ KERNEL_NAME = "course-sandbox"
 CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
+def enabled() -> bool:
+    """False when the grader's environment says ``COURSE_SANDBOX=off`` (or 0/no/false)."""
+    return os.environ.get("COURSE_SANDBOX", "on").lower() not in ("off", "0", "no", "false")
+
+
 def limits() -> dict[str, int]:
     return {"memory_mb": int(os.environ.get("COURSE_SANDBOX_MEMORY_MB", 6144)),
             "cpu_seconds": int(os.environ.get("COURSE_SANDBOX_CPU_SECONDS", 3600)),
@@ -199,7 +204,7 @@ def stop_all(pid: int) -> None:
 def main(argv: list[str]) -> int:
     connection_file = Path(argv[0])
     kernel = [sys.executable, "-m", "ipykernel_launcher"]
-    if os.environ.get("COURSE_SANDBOX", "on").lower() in ("off", "0", "no", "false"):
+    if not enabled():
         print("WARNING: COURSE_SANDBOX=off: this kernel runs WITHOUT the grading sandbox "
               "(network, files and memory unrestricted)", file=sys.stderr, flush=True)
         os.execv(sys.executable, [*kernel, "-f", str(connection_file)])
