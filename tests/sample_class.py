@@ -34,6 +34,7 @@ class Submission:
     missing: bool = False  # the folder was handed in without the notebook
     extra_notebook: str | None = None  # a second .ipynb in the folder (a copy of the notebook) with this name
     reason: str = ""  # hostile class: what the grade report must say about this student (a substring)
+    ungradable: bool = False  # nbgrader cannot grade it (no notebook, kernel died...): 0, no feedback
 
 
 BN_FULL = {"test_bn_positions": 2, "test_structure": 2, "test_counts": 1, "test_reported": 2, "test_prediction": 1,
@@ -123,7 +124,7 @@ HOSTILE: dict[str, dict[str, Submission]] = {
         "batchnorm": Submission(BN_ZERO, before={"model": "import signal\nimport time\n\n"
                                                           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                                           "time.sleep(10**6)"},
-                                reason="CellTimeoutError"),
+                                reason="CellTimeoutError", ungradable=True),
     },
     "hostile_output": {  # a correct answer that also prints 40 MB: the grade is the answer's, the output is cut
         "batchnorm": Submission(BN_FULL, before={"model": "for _ in range(400_000):\n    print('x' * 100)"}),
@@ -131,7 +132,7 @@ HOSTILE: dict[str, dict[str, Submission]] = {
     "hostile_memory": {  # allocates 1 GB after 1 GB: the sandbox stops the kernel at its memory limit
         "batchnorm": Submission(BN_ZERO, before={"model": "hog = []\nwhile True:\n"
                                                           "    hog.append(numpy.ones(2**27))"},
-                                reason="more than its limit of 6144 MB"),
+                                reason="more than its limit of 6144 MB", ungradable=True),
     },
     "hostile_hardcoded_line": {  # no BN, and the expected line printed by hand under the graded one
         "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
@@ -202,10 +203,11 @@ for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
 """}, reason="NameError"),
     },
     "hostile_invalid_json": {  # the file is not a notebook at all
-        "batchnorm": Submission(BN_ZERO, raw='{"cells": [ this is not JSON', reason="not a valid notebook"),
+        "batchnorm": Submission(BN_ZERO, raw='{"cells": [ this is not JSON', reason="not a valid notebook",
+                                ungradable=True),
     },
     "hostile_missing": {  # the folder without the notebook
-        "batchnorm": Submission(BN_ZERO, missing=True, reason="no batchnorm.ipynb"),
+        "batchnorm": Submission(BN_ZERO, missing=True, reason="no batchnorm.ipynb", ungradable=True),
     },
     "hostile_edited_tests": {  # no BN; empties the public test, deletes the value test
         "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
