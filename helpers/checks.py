@@ -141,8 +141,9 @@ def history_of_fit(history, epochs: int, steps: int, name: str) -> None:
         f"{name}에 epoch별 loss가 {epochs}개 기록되어 있지 않습니다.")
 
 
-def _assignments(sources) -> list[tuple[str, ast.expr]]:
-    """Every ``name = value`` in the given cell sources (e.g. IPython's ``In``), in execution order."""
+def _assignments(sources) -> list[tuple[tuple[int, int], str, ast.expr]]:
+    """Every ``name = value`` in the given cell sources (e.g. IPython's ``In``): (position, name, value), in
+    execution order."""
     found = []
     for number, source in enumerate(sources):
         try:
@@ -152,16 +153,21 @@ def _assignments(sources) -> list[tuple[str, ast.expr]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign):
                 found += [((number, node.lineno), t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
-    return [(name, value) for _, name, value in sorted(found, key=lambda f: f[0])]
+    return sorted(found, key=lambda f: f[0])
 
 
 def fit_call(sources, target: str) -> ast.Call | None:
     """The ``X.fit(...)`` call whose result ``target`` holds at the end, following plain renames
-    (``history = model.fit(...)`` then ``target = history``); None if there is none."""
-    assignments, name, seen = _assignments(sources), target, set()
+    (``history = model.fit(...)`` then ``target = history``, the ``history`` assigned before that line,
+    even if the name is reused later); None if there is none."""
+    assignments, name, before, seen = _assignments(sources), target, None, set()
     while name not in seen:
         seen.add(name)
-        value = next((v for n, v in reversed(assignments) if n == name), None)
+        found = [(position, value) for position, n, value in assignments
+                 if n == name and (before is None or position < before)]
+        if not found:
+            return None
+        before, value = found[-1]
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "fit":
             return value
         if not isinstance(value, ast.Name):

@@ -134,3 +134,11 @@ def test_shuffle_flag_follows_a_rename_and_accepts_zero_one():
         checks.shuffle_flag(["r = model.fit(x, y, epochs=5, shuffle='batch')"], "r", True)
     with pytest.raises(AssertionError, match="찾지 못했습니다"):
         checks.shuffle_flag(["a = b", "b = a"], "a", True)  # a rename loop is not a fit
+
+
+def test_shuffle_flag_follows_a_reused_name_to_the_fit_before_the_rename():
+    """Found by the validity sweep: `history` holds the first fit when results_no_shuffle = history runs."""
+    cells = ["history = model.fit(train_images, train_labels, epochs=5, shuffle=False)\nresults_no_shuffle = history",
+             "history = model.fit(train_images, train_labels, epochs=5, shuffle=True)\nresults_shuffle = history"]
+    checks.shuffle_flag(cells, "results_no_shuffle", False)
+    checks.shuffle_flag(cells, "results_shuffle", True)
