@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     sweep.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="TensorFlow threads per kernel")
     sweep.add_argument("--workers", type=int, default=None, help="Dask workers (default: one per core)")
     sweep.add_argument("--out", default="bench/results/sweep.txt")
+    sweep.add_argument("--assignments", nargs="+", default=None, help="only these assignments (default: both)")
 
     commands.add_parser("install-sandbox", help="install the course-sandbox kernel spec into this environment")
 
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
 
         from helpers.sweep import sweep as run_sweep
 
-        return run_sweep(args.threads, args.workers or os.cpu_count() or 1, args.out)
+        return run_sweep(args.threads, args.workers or os.cpu_count() or 1, args.out, args.assignments)
     if args.command == "install-sandbox":
         from helpers.sandbox import install
 

@@ -123,7 +123,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def sweep(thread_settings: list[int], workers: int, out: str) -> int:
+def sweep(thread_settings: list[int], workers: int, out: str, assignments: list[str] | None = None) -> int:
     from helpers.grade import nbgrader, sandbox_ready
     from helpers.parallel import cluster_client, grade_assignment
 
@@ -138,6 +138,8 @@ def sweep(thread_settings: list[int], workers: int, out: str) -> int:
                 shutil.copy(COURSE / "nbgrader_config.py", course)
                 shutil.copytree(COURSE / "source", course / "source")
                 for assignment, variants in VARIANTS.items():
+                    if assignments and assignment not in assignments:
+                        continue
                     nbgrader(course, "generate_assignment", assignment, "--force")
                     for name, (answers, extra, _) in variants.items():
                         folder = course / "submitted" / slug(name) / assignment
@@ -160,7 +162,7 @@ def sweep(thread_settings: list[int], workers: int, out: str) -> int:
     false_negatives = [r for r in results if r[3] and r[4] < r[5]]
     false_positives = [r for r in results if not r[3] and r[4] >= r[5]]
     lines = [f"## {time.strftime('%Y-%m-%d %H:%M')}  course sweep --threads {' '.join(map(str, thread_settings))} "
-             f"--workers {workers}",
+             f"--workers {workers}" + (f" --assignments {' '.join(assignments)}" if assignments else ""),
              f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(results)} gradings in "
              f"{time.monotonic() - start:.0f} s; every grading: sandbox kernel, tamper screen, nbgrader's scores",
              f"{'assignment':<10} {'variant':<34} {'threads':>7} {'expected':<9} {'score':>7}  verdict"]
