@@ -168,7 +168,9 @@ class ScreenStudentCode(Preprocessor):
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-                # first, so that feedback and the grade report show this reason before the test's own result
-                cell.outputs.insert(0, nbformat.v4.new_output("error", ename=TAMPERING, evalue=message,
-                                                              traceback=[f"{TAMPERING}: {message}"]))
+                # first, so that feedback and the grade report show this reason before the test's own result;
+                # once, also when the outputs come from a run that was already screened (helpers.parallel)
+                cell.outputs = [nbformat.v4.new_output("error", ename=TAMPERING, evalue=message,
+                                                       traceback=[f"{TAMPERING}: {message}"])] + [
+                    o for o in cell.outputs if o.get("ename") != TAMPERING]
         return nb, resources
