@@ -56,7 +56,8 @@ def test_feedback_is_written_without_hidden_tests(graded_course, assignment):
             assert path.exists() != assignments[assignment].ungradable, student
             html = path.read_text() if path.exists() else ""
             assert "BEGIN HIDDEN TESTS" not in html
-            assert "checks.lenet_structure" not in html and "checks.shuffle_flag" not in html
+            # the hidden tests' calls (a hostile student's own code may name these functions, not call them)
+            assert "checks.lenet_structure(" not in html and "checks.shuffle_flag(In" not in html
 
 
 def test_autograde_restores_the_shipped_image(graded_course):
