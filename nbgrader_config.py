@@ -15,12 +15,12 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
-from helpers.grade import HideTestCode  # noqa: E402
+from course.preprocessors import HideTestCode, ScreenStudentCode  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestCode, CSSHTMLHeaderPreprocessor]
 
 # Grading is safe to run on hostile code (README "Threat model"):
-# every kernel nbgrader starts (autograde and Validate) is the bubblewrap sandbox (helpers/sandbox.py;
+# every kernel nbgrader starts (autograde and Validate) is the bubblewrap sandbox (course/sandbox.py;
 # `course install-sandbox` installs the kernel spec, `make setup` runs it) ...
 c.Execute.kernel_name = "course-sandbox"
 # ... and after the kernel has run, the student's code is screened for changes to what the tests rely on.
@@ -33,8 +33,6 @@ from nbgrader.preprocessors import (  # noqa: E402
     LimitOutput,
     SaveAutoGrades,
 )
-
-from helpers.screen import ScreenStudentCode  # noqa: E402
 
 c.Autograde.autograde_preprocessors = [Execute, ScreenStudentCode, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

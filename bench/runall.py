@@ -27,11 +27,12 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from helpers.grade import nbgrader, nbgrader_env
-from helpers.parallel import run_watched
+from course.parallel import run_watched
+from course.runner import ROOT as COURSE
+from course.runner import assignments, nbgrader_env, scratch_course
 
-COURSE = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+ASSIGNMENTS = assignments()
 
 
 def run_listing(assignment: str) -> float:
@@ -49,17 +50,6 @@ def run_notebook(assignment: str) -> float:
     return time.perf_counter() - start
 
 
-def scratch_course(root: Path) -> Path:
-    """A course with the sample class's reference submissions, the assignments generated."""
-    root.mkdir(parents=True)
-    shutil.copy(COURSE / "nbgrader_config.py", root)
-    shutil.copytree(COURSE / "source", root / "source")
-    shutil.copytree(COURSE / "submitted" / "reference", root / "submitted" / "reference")
-    for assignment in ("batchnorm", "shuffle"):
-        nbgrader(root, "generate_assignment", assignment, "--force")
-    return root
-
-
 def run_autograde(course: Path, assignment: str) -> float:
     run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", "reference",
                        "--force"], course, nbgrader_env(), timeout=1800)
@@ -75,9 +65,10 @@ def main() -> int:
 
     times: dict[tuple[str, str], list[float]] = {}
     scratch = Path(tempfile.mkdtemp(prefix="bench-runall-"))
-    course = scratch_course(scratch / "course")
+    course = scratch_course(scratch / "course", generate=ASSIGNMENTS)
+    shutil.copytree(COURSE / "submitted" / "reference", course / "submitted" / "reference")
     for round_ in range(args.repeat):
-        for assignment in ("batchnorm", "shuffle"):
+        for assignment in ASSIGNMENTS:
             order = [("listing", run_listing), ("notebook", run_notebook),
                      ("autograde", lambda a: run_autograde(course, a))]
             for kind, run in order if round_ % 2 == 0 else order[::-1]:
@@ -90,7 +81,7 @@ def main() -> int:
              "# seconds per run, median (min-max), wall clock, process/kernel start included; ratios to the listing",
              f"{'assignment':<10} {'listing':>20} {'notebook Run-All':>20} {'ratio':>6} {'autograde':>20} "
              f"{'ratio':>6}"]
-    for assignment in ("batchnorm", "shuffle"):
+    for assignment in ASSIGNMENTS:
         listing, notebook = times[(assignment, "listing")], times[(assignment, "notebook")]
         autograde = times[(assignment, "autograde")]
         lines.append(f"{assignment:<10} {_fmt(listing):>20} {_fmt(notebook):>20} "

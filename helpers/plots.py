@@ -45,7 +45,11 @@ class BlockOutputs(keras.callbacks.Callback):
         outputs, x = [], np.asarray(self.probe, dtype=np.float32)
         layers = self.model.layers
         for layer, following in zip(layers, layers[1:] + [None]):
-            x = _batch_norm(layer, x) if isinstance(layer, keras.layers.BatchNormalization) else np.asarray(layer(x))
+            if isinstance(layer, keras.layers.BatchNormalization):  # training mode, the layer's state untouched
+                x, _ = layer.stateless_call(layer.trainable_variables, layer.non_trainable_variables, x, training=True)
+            else:
+                x = layer(x)
+            x = keras.ops.convert_to_numpy(x)
             if following is not None and type(following).__name__ in ("AveragePooling2D", "Flatten"):
                 outputs.append(x.ravel())
         return outputs
@@ -63,15 +67,6 @@ class BlockOutputs(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.final = self._outputs()
-
-
-def _batch_norm(layer, x):
-    """A BN layer's training-mode output on batch ``x``, computed without touching its state."""
-    axes = tuple(i for i in range(x.ndim) if i != x.ndim - 1)
-    normalised = (x - x.mean(axis=axes)) / np.sqrt(x.var(axis=axes) + layer.epsilon)
-    gamma = keras.ops.convert_to_numpy(layer.gamma) if layer.scale else 1.0
-    beta = keras.ops.convert_to_numpy(layer.beta) if layer.center else 0.0
-    return gamma * normalised + beta
 
 
 def smooth(values, window: int = 25) -> np.ndarray:

@@ -1,15 +1,14 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers.grade import nbgrader_env
+from course.runner import ROOT, assignments, nbgrader_env, scratch_course
 
-COURSE = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["batchnorm", "shuffle"]
+COURSE = ROOT
+ASSIGNMENTS = assignments(COURSE)
 DEMO_LIMITS = ["--cell-timeout", "120", "--timeout", "300"]  # as in the Makefile
 
 
@@ -24,22 +23,12 @@ def real_mnist() -> Path:
     pytest.fail("no verified MNIST: run `course fetch-mnist` (make test does) or set COURSE_MNIST_FILE")
 
 
-def copy_course(target: Path, with_submissions: bool = True) -> Path:
-    """A scratch copy of the course: what an instructor has before generating and grading."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(COURSE / "nbgrader_config.py", target)
-    shutil.copytree(COURSE / "source", target / "source")
-    if with_submissions:
-        shutil.copytree(COURSE / "submitted", target / "submitted")
-    return target
-
-
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory, real_mnist) -> Path:
     """The sample class graded once per test run by `course grade` (what `make demo` runs)."""
-    course = copy_course(tmp_path_factory.mktemp("graded") / "course")
+    course = scratch_course(tmp_path_factory.mktemp("graded") / "course", submitted=COURSE / "submitted")
     # the limits of `make demo`: the hostile class's stuck submissions are stopped after 120 s per cell / 300 s
-    done = subprocess.run([sys.executable, "-m", "helpers.cli", "grade", *ASSIGNMENTS, *DEMO_LIMITS],
+    done = subprocess.run([sys.executable, "-m", "course.cli", "grade", *ASSIGNMENTS, *DEMO_LIMITS],
                           cwd=course, env=nbgrader_env(),
                           capture_output=True, text=True)
     (course / "grade-output.txt").write_text(done.stdout + done.stderr)

@@ -1,40 +1,19 @@
 """The sample class in ``submitted/``: what each student handed in and the exact scores it must get.
 
-Run ``python tests/sample_class.py`` to rewrite ``submitted/`` from ``release/`` (after changing a
-notebook); ``tests/test_course.py`` checks that the committed class matches this file.
+Data only: the variants and how a folder is written are ``course.variants``'. Run
+``python tests/sample_class.py`` (``make sample-class``) to rewrite ``submitted/`` from ``release/`` after
+changing a notebook; ``tests/test_course_folder.py`` checks that the committed class matches this file.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
-import nbformat
+from course.variants import VARIANTS, Submission, Variant, fits, lenet_source, write_class
 
-from helpers.calibrate import fit_sources, lenet_source
-from helpers.sweep import solution_text, student_notebook
-
-COURSE = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Submission:
-    """Answer cells by grade_id (None: the solution from source/), extra cells after a grade_id, scores."""
-
-    scores: dict[str, float]
-    answers: dict[str, str] | None = None
-    extra_after: dict[str, str] = field(default_factory=dict)
-    kernel: str | None = None  # the kernelspec name the student's JupyterLab saved, when not the course's
-    before: dict[str, str] = field(default_factory=dict)  # grade_id -> code put at the top of that answer cell
-    edit: dict[str, str | None] = field(default_factory=dict)  # grade_id -> new source of a given/test cell, or
-    #                                                          None to delete the cell
-    raw: str | None = None  # the notebook file's bytes as handed in (not JSON at all), instead of a notebook
-    missing: bool = False  # the folder was handed in without the notebook
-    extra_notebook: str | None = None  # a second .ipynb in the folder (a copy of the notebook) with this name
-    reason: str = ""  # hostile class: what the grade report must say about this student (a substring)
-    ungradable: bool = False  # nbgrader cannot grade it (no notebook, kernel died...): 0, no feedback
+BN, SHUFFLE = VARIANTS["batchnorm"], VARIANTS["shuffle"]
 
 
 BN_FULL = {"test_bn_positions": 2, "test_structure": 2, "test_counts": 1, "test_reported": 2, "test_prediction": 1,
@@ -50,44 +29,39 @@ CLASS: dict[str, dict[str, Submission]] = {
         "shuffle": Submission(SHUFFLE_FULL),
     },
     "blank": {  # opened the notebook and handed it in untouched
-        "batchnorm": Submission(BN_NO_BN, answers={}),
-        "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), answers={}),
+        "batchnorm": Submission(BN_NO_BN, Variant(answers={})),
+        "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), Variant(answers={})),
     },
     # deleted the placeholders, added nothing; saved from a conda env whose kernel the grader lacks (upstream
     # #1375): autograde's OverwriteKernelspec restores the course's kernelspec, the grade must not change
     "no_bn": {
-        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")}, kernel="conda-env-dl-py"),
+        "batchnorm": Submission(BN_NO_BN, replace(BN["no BN"], kernel="conda-env-dl-py")),
     },
     # three BN layers, each in the wrong place; it trains to numbers within tolerance (see expected.json)
     "bn_after_pool": {
-        "batchnorm": Submission(dict(BN_FULL, test_bn_positions=0, test_structure=0),
-                                answers={"model": lenet_source("pool")}),
+        "batchnorm": Submission(dict(BN_FULL, test_bn_positions=0, test_structure=0), BN["BN after the poolings"]),
     },
     "hardcoded": {  # no real work; typed the expected numbers in
-        "batchnorm": Submission(dict(BN_NO_BN, test_reported=0), answers={"model": lenet_source("none")},
-                                extra_after={"train": "test_loss, test_acc = 0.08, 0.97"}),
-        "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), answers={
+        "batchnorm": Submission(dict(BN_NO_BN, test_reported=0), replace(
+            BN["no BN"], extra_after={"train": "test_loss, test_acc = 0.08, 0.97"})),
+        "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), Variant(answers={
             "fit_no_shuffle": "from tensorflow.keras.callbacks import History\n"
                               "results_no_shuffle = History()\n"
                               "results_no_shuffle.history = {'loss': [2.225, 2.328, 2.2, 2.136, 2.016]}",
             "fit_shuffle": "results_shuffle = History()\n"
                            "results_shuffle.history = {'loss': [0.425, 0.205, 0.125, 0.081, 0.053]}",
-        }, extra_after={"graded_line": "print(2.016, 0.053)"}),
+        }, extra_after={"graded_line": "print(2.016, 0.053)"})),
     },
     "flags_swapped": {
         "shuffle": Submission(dict(SHUFFLE_FULL, test_flags=0, test_no_shuffle=0, test_shuffle=0),
-                              answers=fit_sources("train_images, train_labels, epochs=5, shuffle=True",
-                                            "train_images, train_labels, epochs=5, shuffle=False")),
+                              SHUFFLE["flags swapped"]),
     },
     "shuffle_omitted": {  # Keras' default is shuffle=True: the first run is shuffled too
-        "shuffle": Submission(dict(SHUFFLE_FULL, test_flags=0, test_no_shuffle=0),
-                              answers=fit_sources("train_images, train_labels, epochs=5",
-                                            "train_images, train_labels, epochs=5")),
+        "shuffle": Submission(dict(SHUFFLE_FULL, test_flags=0, test_no_shuffle=0), SHUFFLE["shuffle omitted"]),
     },
     "wrong_epochs": {
         "shuffle": Submission(dict(SHUFFLE_FULL, test_histories=0, test_no_shuffle=0, test_shuffle=0),
-                              answers=fit_sources("train_images, train_labels, epochs=3, shuffle=False",
-                                            "train_images, train_labels, epochs=3, shuffle=True")),
+                              SHUFFLE["3 epochs"]),
     },
 }
 
@@ -110,51 +84,49 @@ get_ipython().set_custom_exc((BaseException,), quiet)
 """
 HOSTILE: dict[str, dict[str, Submission]] = {
     "hostile_exception": {  # a bug: the answer cell raises before it builds the model
-        "batchnorm": Submission(BN_NO_MODEL, before={"model": "raise ValueError('unfinished')"},
+        "batchnorm": Submission(BN_NO_MODEL, Variant(before={"model": "raise ValueError('unfinished')"}),
                                 reason="ValueError: unfinished"),
         # the flags are written right in the code (test_flags reads the code); nothing else ran
         "shuffle": Submission(dict(SHUFFLE_ZERO, test_flags=2),
-                              before={"fit_no_shuffle": "raise ValueError('unfinished')"},
+                              Variant(before={"fit_no_shuffle": "raise ValueError('unfinished')"}),
                               reason="ValueError: unfinished"),
     },
     "hostile_loop": {  # never ends; the cell timeout interrupts it and grading goes on
-        "batchnorm": Submission(BN_NO_MODEL, before={"model": "while True:\n    pass"}, reason="KeyboardInterrupt"),
+        "batchnorm": Submission(BN_NO_MODEL, Variant(before={"model": "while True:\n    pass"}),
+                                reason="KeyboardInterrupt"),
     },
     "hostile_sleep": {  # sleeps past every limit and ignores the interrupt: nbgrader gives up on the notebook
-        "batchnorm": Submission(BN_ZERO, before={"model": "import signal\nimport time\n\n"
-                                                          "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                                          "time.sleep(10**6)"},
+        "batchnorm": Submission(BN_ZERO, Variant(before={"model": "import signal\nimport time\n\n"
+                                                                  "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                                                  "time.sleep(10**6)"}),
                                 reason="CellTimeoutError", ungradable=True),
     },
     "hostile_output": {  # a correct answer that also prints 40 MB: the grade is the answer's, the output is cut
-        "batchnorm": Submission(BN_FULL, before={"model": "for _ in range(400_000):\n    print('x' * 100)"}),
+        "batchnorm": Submission(BN_FULL, Variant(before={"model": "for _ in range(400_000):\n    print('x' * 100)"})),
     },
     "hostile_memory": {  # allocates 1 GB after 1 GB: the sandbox stops the kernel at its memory limit
-        "batchnorm": Submission(BN_ZERO, before={"model": "hog = []\nwhile True:\n"
-                                                          "    hog.append(numpy.ones(2**27))"},
+        "batchnorm": Submission(BN_ZERO, Variant(before={"model": "hog = []\nwhile True:\n"
+                                                                  "    hog.append(numpy.ones(2**27))"}),
                                 reason="more than its limit of 6144 MB", ungradable=True),
     },
     "hostile_hardcoded_line": {  # no BN, and the expected line printed by hand under the graded one
-        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
-                                extra_after={"graded_line": "print('[2] 0.08 0.97')"}),
+        "batchnorm": Submission(BN_NO_BN, replace(BN["no BN"], extra_after={"graded_line": "print('[2] 0.08 0.97')"})),
     },
     "hostile_monkeypatch": {  # no BN; replaces what the tests call so that everything "passes"
-        "batchnorm": Submission(BN_ZERO, answers={"model": PATCHES + lenet_source("none")},
+        "batchnorm": Submission(BN_ZERO, Variant({"model": PATCHES + lenet_source("none")}),
                                 reason="TamperingSuspected"),
-        "shuffle": Submission(SHUFFLE_ZERO, answers=fit_sources(
-            "train_images, train_labels, epochs=5, shuffle=True",
-            "train_images, train_labels, epochs=5, shuffle=True"), before={
-            "fit_no_shuffle": "checks.curve_close_to_expected = checks.shuffle_flag = lambda *args, **kwargs: None"},
+        "shuffle": Submission(SHUFFLE_ZERO, Variant(fits(no_shuffle=", shuffle=True"), before={
+            "fit_no_shuffle": "checks.curve_close_to_expected = checks.shuffle_flag = lambda *args, **kwargs: None"}),
             reason="TamperingSuspected"),
     },
     "hostile_swallow_errors": {  # no BN; hides every later error so that failed tests look passed
-        "batchnorm": Submission(BN_ZERO, answers={"model": SWALLOW_ERRORS + lenet_source("none")},
+        "batchnorm": Submission(BN_ZERO, Variant({"model": SWALLOW_ERRORS + lenet_source("none")}),
                                 reason="TamperingSuspected"),
-        "shuffle": Submission(SHUFFLE_ZERO, answers={}, before={"fit_no_shuffle": SWALLOW_ERRORS},
+        "shuffle": Submission(SHUFFLE_ZERO, Variant({}, before={"fit_no_shuffle": SWALLOW_ERRORS}),
                               reason="TamperingSuspected"),
     },
     "hostile_read_source": {  # builds the model from the instructor's solution in source/ (no exec, no patching)
-        "batchnorm": Submission(BN_NO_MODEL, answers={"model": """import json
+        "batchnorm": Submission(BN_NO_MODEL, Variant(answers={"model": """import json
 
 solution = json.load(open("../../../source/batchnorm/batchnorm.ipynb"))
 answer = next("".join(c["source"]) for c in solution["cells"] if "BEGIN SOLUTION" in "".join(c["source"]))
@@ -172,11 +144,11 @@ for line in answer.splitlines():
         model.add(layers.Flatten())
     elif line.startswith("model.add(layers.Dense"):
         model.add(layers.Dense(int(line.split("(")[2].split(",")[0]), activation=line.split("'")[1]))
-"""}, reason="FileNotFoundError"),
+"""}), reason="FileNotFoundError"),
     },
     "hostile_vandal": {  # writes to the gradebook, another student's notebook and release/, deletes source/,
         #                 then dials out; hands in no answer
-        "batchnorm": Submission(BN_NO_MODEL, answers={"model": """import os
+        "batchnorm": Submission(BN_NO_MODEL, Variant(answers={"model": """import os
 import shutil
 import socket
 
@@ -200,7 +172,7 @@ for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
         print("connected to", host)
     except OSError as error:
         print("no connection to", host, error)
-"""}, reason="NameError"),
+"""}), reason="NameError"),
     },
     "hostile_invalid_json": {  # the file is not a notebook at all
         "batchnorm": Submission(BN_ZERO, raw='{"cells": [ this is not JSON', reason="not a valid notebook",
@@ -210,8 +182,8 @@ for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
         "batchnorm": Submission(BN_ZERO, missing=True, reason="no batchnorm.ipynb", ungradable=True),
     },
     "hostile_edited_tests": {  # no BN; empties the public test, deletes the value test
-        "batchnorm": Submission(BN_NO_BN, answers={"model": lenet_source("none")},
-                                edit={"test_bn_positions": '"""BN check"""\npass', "test_values": None},
+        "batchnorm": Submission(BN_NO_BN, replace(BN["no BN"], edit={"test_bn_positions": '"""BN check"""\npass',
+                                                                    "test_values": None}),
                                 reason="test_bn_positions"),
     },
     "hostile_extra_notebook": {  # a correct answer plus a stray copy of the notebook
@@ -221,32 +193,5 @@ for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
 CLASS.update(HOSTILE)
 
 
-solution_source = solution_text  # the answer as a student who solved it leaves it (no solution markers)
-
-
-def build(student: str, assignment: str, submission: Submission) -> nbformat.NotebookNode:
-    return student_notebook(COURSE, assignment, submission.answers, submission.before, submission.extra_after,
-                            submission.edit, submission.kernel)
-
-
-def write_class(root: Path = COURSE) -> None:
-    for student, assignments in CLASS.items():
-        for assignment, submission in assignments.items():
-            folder = root / "submitted" / student / assignment
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            notebook = folder / f"{assignment}.ipynb"
-            if submission.raw is not None:
-                notebook.write_text(submission.raw)
-            elif not submission.missing:
-                nbformat.write(build(student, assignment, submission), notebook)
-            if submission.extra_notebook:
-                shutil.copy(notebook, folder / submission.extra_notebook)
-            for extra in (COURSE / "release" / assignment).iterdir():
-                if extra.suffix != ".ipynb":
-                    (folder / extra.name).write_bytes(extra.read_bytes())
-
-
 if __name__ == "__main__":
-    write_class(Path(sys.argv[1]) if len(sys.argv) > 1 else COURSE)
+    write_class(CLASS, *(Path(arg) for arg in sys.argv[1:2]))

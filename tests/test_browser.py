@@ -5,6 +5,7 @@ this test starts on 127.0.0.1 with a token. Screenshots of every step go to test
 """
 
 import json
+import re
 import secrets
 import shutil
 import socket
@@ -18,9 +19,10 @@ import nbformat
 import pytest
 from conftest import COURSE
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from sample_class import CLASS, solution_source
+from sample_class import CLASS
 
-from helpers.grade import nbgrader_env
+from course.runner import nbgrader_env
+from course.variants import solution_text
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +130,7 @@ def type_answers(page, assignment: str) -> None:
             editor = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".cm-content")
             editor.click()
             page.keyboard.press("Control+A")
-            page.keyboard.insert_text(solution_source(cell.source))
+            page.keyboard.insert_text(solution_text(cell.source))
             page.keyboard.press("Escape")
 
 
@@ -174,7 +176,9 @@ def close_dialog(page) -> None:
 
 CASES = {
     "batchnorm": {"graded": "[2] 0.08 0.97", "figures": 3},
-    "shuffle": {"graded": "2.016", "figures": 1},
+    # the class-sorted run's last loss moves in the 3rd decimal with the thread count (2.0157 / 2.0162 measured;
+    # tolerance +/-0.054): the line is the two losses, the first near 2.02, the second near 0.05
+    "shuffle": {"graded": re.compile(r"^(1\.9[7-9]|2\.0[0-6])\d* 0\.0[3-7]\d*$", re.M), "figures": 1},
 }
 
 

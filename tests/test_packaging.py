@@ -29,3 +29,15 @@ def test_ci_runs_the_readme_test_command():
 def test_mnist_is_never_committed():
     ignored = (COURSE / ".gitignore").read_text().split()
     assert "*.npz" in ignored and "gradebook.db" in ignored
+
+
+def test_graded_outputs_are_not_committed():
+    """`make demo` writes them anew on every run: a committed copy would only go stale."""
+    ignored = (COURSE / ".gitignore").read_text().split()
+    assert {"autograded/", "feedback/", "grades.csv", "logs/"} <= set(ignored)
+
+
+def test_helpers_imports_nothing_of_the_instructors_package():
+    """The student kernel imports helpers; the course package stays out of its reach."""
+    for module in (COURSE / "helpers").glob("*.py"):
+        assert "course." not in module.read_text() and "import course" not in module.read_text(), module.name

@@ -1,0 +1,94 @@
+"""``course grade``: grade the class with plain nbgrader and print what happened.
+
+For each assignment it runs what an instructor would type:
+
+    nbgrader generate_assignment A --force   # refresh release/ and the gradebook from source/
+    nbgrader autograde A --force             # every student in submitted/
+    nbgrader generate_feedback A --force
+    nbgrader export                          # grades.csv
+
+except that the autograde step runs the students on N Dask workers with a progress bar (``course.parallel``,
+the same gradebook as the serial command); ``serial`` runs the plain command instead. Then it prints the
+grade table of ``course.report``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import nullcontext
+from pathlib import Path
+
+from course import report, sandbox
+from course.runner import CourseError, gradebook, nbgrader, students
+
+
+def record_ungradable(course: Path, assignment: str) -> list[str]:
+    """Give 0 to every test nbgrader could not grade, as nbgrader itself does for a missing notebook: all
+    tests of a submission without a gradable notebook (none handed in, or not a notebook), so the student is
+    in the gradebook, grades.csv and the table instead of silently absent; and a test cell the student
+    deleted, which nbgrader would otherwise leave waiting for a manual grade (every test here is an
+    autograded code cell). Returns the students concerned."""
+    from nbgrader.api import MissingEntry
+
+    found = []
+    with gradebook(course) as book:
+        for student in students(course, assignment):
+            book.update_or_create_student(student)
+            try:
+                submission = book.find_submission(assignment, student)
+            except MissingEntry:
+                submission = book.add_submission(assignment, student)
+            changed = False
+            for notebook in submission.notebooks:
+                graded = (course / "autograded" / student / assignment / f"{notebook.name}.ipynb").exists()
+                for grade in notebook.grades:
+                    if not graded or grade.auto_score is None and grade.cell.cell_type == "code":
+                        grade.auto_score, grade.needs_manual_grade, changed = 0, False, True
+            if changed:
+                book.db.commit()
+                found.append(student)
+    return found
+
+
+def sandbox_ready() -> None:
+    """Install the course-sandbox kernel spec; refuse to grade without bubblewrap (unless the sandbox is off)."""
+    sandbox.install()
+    if shutil.which("bwrap") is None and sandbox.enabled():
+        raise CourseError("grading runs every kernel in a bubblewrap sandbox, and `bwrap` is not installed: "
+                          "`sudo apt-get install -y bubblewrap` (or COURSE_SANDBOX=off to grade without it, unsafe)")
+
+
+def main(*, course: str, assignments: list[str], workers: int | None = None, scheduler: str | None = None,
+         timeout: float = 1800, cell_timeout: int | None = None, serial: bool = False) -> int:
+    """Generate, autograde (on ``workers`` Dask workers, or serially with plain nbgrader), write feedback,
+    export grades.csv and print the table."""
+    from course.parallel import dask_client, grade_assignment
+
+    course = Path(course).resolve()
+    sandbox_ready()
+    workers = workers or os.cpu_count() or 1
+    extra = [f"--Execute.timeout={cell_timeout}"] if cell_timeout else []
+    stopped = {}
+    with nullcontext() if serial else dask_client(workers, scheduler) as client:
+        if scheduler:
+            workers = len(client.scheduler_info()["workers"])
+        # Threads per kernel: the machine's cores shared among the local workers; a cluster's workers decide.
+        threads = None if serial or scheduler or workers == 1 else max(1, (os.cpu_count() or 1) // workers)
+        for assignment in assignments:
+            nbgrader(course, "generate_assignment", assignment, "--force")
+            if serial:
+                # nbgrader exits 1 when a submission cannot be graded (e.g. not a notebook); the others are
+                # graded all the same, and the table says which one and why
+                nbgrader(course, "autograde", assignment, "--force", *extra, check=False)
+            else:
+                print(f"$ autograde {assignment} on {workers} Dask workers"
+                      f"{f' ({threads} thread per kernel)' if threads else ''}", flush=True)
+                run = grade_assignment(course, assignment, client, workers, threads, timeout, extra)
+                stopped.update({(s, assignment): j.reason for s, j in run.jobs.items() if j.status != "ok"})
+            record_ungradable(course, assignment)
+            nbgrader(course, "generate_feedback", assignment, "--force")
+    nbgrader(course, "export")
+    print("\n" + report.table(report.rows(course, assignments, stopped)))
+    print(f"\ngrades.csv, autograded/ and feedback/ written in {course}")
+    return 0

@@ -1,0 +1,326 @@
+"""Grade a whole class on N workers, with a progress bar, and still get exactly nbgrader's gradebook.
+
+nbgrader autogrades one submission after another (upstream #174, #1456). Here, for one assignment:
+
+1. **Jobs.** Each student becomes one job: a small bundle with only what ``nbgrader autograde`` needs for
+   that student (``nbgrader_config.py``, a gradebook holding the assignment but no submissions, the data
+   files of ``source/<assignment>/`` without its notebooks, and ``submitted/<student>/<assignment>/``).
+   A Dask worker unpacks it into a scratch folder, runs plain ``nbgrader autograde <assignment> --student
+   <student>`` there under a wall-time limit, and sends back the executed notebooks. Bundles travel as
+   bytes, so the workers need the course's Python environment and MNIST, not the course folder:
+   the same code runs on an embedded ``LocalCluster`` (default) or on a real Dask cluster.
+2. **One writer.** The course's gradebook is then written by a single ``nbgrader autograde <assignment>
+   --force`` in the course folder, with nbgrader's ``Execute`` preprocessor replaced by
+   ``course.preprocessors.ReplayExecution``,
+   which takes every cell's outputs from the worker's executed notebook instead of running a kernel. The
+   scores are computed by nbgrader's own ``SaveAutoGrades``, as in a serial run, and no two processes
+   ever write the SQLite gradebook at once.
+
+A job that exceeds its wall time gets an error output in every test cell, so all its tests score 0; a job
+that nbgrader could not finish (kernel died, worker lost) fails in the replay too, as it would serially;
+either way the grade report names the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course.preprocessors.replay_execution import JOBS_FILE
+from course.runner import CourseError, gradebook, nbgrader_env, students
+
+# --- running one command and watching its processes ---------------------------------------------------
+
+
+@dataclass
+class Watched:
+    returncode: int | None  # None: killed at the wall-time limit
+    output: str
+    seconds: float
+    peak_kernel_mb: float  # the largest resident memory of any Jupyter kernel started by the command
+
+
+def run_watched(command: list[str], cwd: Path, env: dict, timeout: float) -> Watched:
+    """Run a command in its own process group; kill the whole group at ``timeout`` seconds; sample the
+    resident memory of the kernels it starts twice a second."""
+    import psutil
+
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        peak, returncode = 0.0, None
+        while returncode is None and time.monotonic() - start < timeout:
+            try:
+                returncode = process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                peak = max([peak] + kernel_rss_mb(psutil, process.pid))
+        if returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    return Watched(returncode, output, time.monotonic() - start, round(peak, 1))
+
+
+def kernel_rss_mb(psutil, pid: int) -> list[float]:
+    """The resident memory of every Jupyter kernel below ``pid``."""
+    try:
+        return [child.memory_info().rss / 2**20 for child in psutil.Process(pid).children(recursive=True)
+                if "ipykernel" in " ".join(child.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def thread_env(threads: int | None) -> dict:
+    """Environment that limits TensorFlow and oneDNN to ``threads`` threads (None: TensorFlow's default).
+
+    The calibration measured the expected values with one thread too (helpers/expected.json), so the
+    grades do not depend on this choice."""
+    if not threads:
+        return {}
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(threads)}
+
+
+# --- bundles -----------------------------------------------------------------------------------------------
+
+def pack(files: dict[str, Path]) -> bytes:
+    """A gzipped tar of {name in the archive: file or folder}."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, path in files.items():
+            tar.add(path, arcname=name)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, target: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(target, filter="data")
+
+
+def empty_gradebook(course: Path, target: Path) -> Path:
+    """A copy of the course's gradebook with its assignments and notebooks but no students or submissions."""
+    shutil.copy(course / "gradebook.db", target)
+    with gradebook(target) as copy:
+        for student in list(copy.students):
+            copy.remove_student(student.id)
+    with sqlite3.connect(target) as db:
+        db.execute("VACUUM")
+    return target
+
+
+def job_bundle(course: Path, empty: Path, assignment: str, student: str) -> bytes:
+    files = {"nbgrader_config.py": course / "nbgrader_config.py", "gradebook.db": empty,
+             f"submitted/{student}/{assignment}": course / "submitted" / student / assignment}
+    for path in (course / "source" / assignment).rglob("*"):  # data files, never the instructor's notebooks
+        if path.is_file() and path.suffix != ".ipynb" and ".ipynb_checkpoints" not in path.parts:
+            files[f"source/{assignment}/{path.relative_to(course / 'source' / assignment)}"] = path
+    return pack(files)
+
+
+# --- the job a worker runs ------------------------------------------------------------------------------------
+
+@dataclass
+class JobResult:
+    """What a worker sends back for one student."""
+
+    student: str
+    status: str  # "ok"; "timeout": stopped at the wall-time limit; "error": nbgrader could not finish
+    reason: str = ""
+    seconds: float = 0.0
+    peak_kernel_mb: float = 0.0
+    notebooks: dict[str, bytes] = field(default_factory=dict, repr=False)  # the executed notebooks by file name
+    log: str = field(default="", repr=False)
+
+
+def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None, timeout: float,
+              extra: tuple[str, ...] = ()) -> JobResult:
+    """On a worker: plain ``nbgrader autograde`` of one student in a scratch folder."""
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+        root = Path(scratch)
+        unpack(bundle, root)
+        (root / "tmp").mkdir()  # the sandbox's private folders go here, and go away with the job
+        env = nbgrader_env(TMPDIR=str(root / "tmp"), **thread_env(threads))
+        run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
+                           *extra], root, env, timeout)
+        result = JobResult(student, "ok", seconds=round(run.seconds, 1), peak_kernel_mb=run.peak_kernel_mb,
+                           log=run.output[-4000:])
+        if run.returncode is None:
+            result.status, result.reason = "timeout", f"grading stopped after the wall-time limit of {timeout:g} s"
+        elif run.returncode != 0:
+            result.status, result.reason = "error", _last_error(run.output)
+        else:
+            folder = root / "autograded" / student / assignment
+            result.notebooks = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")}
+        return result
+
+
+def _last_error(log: str) -> str:
+    """The reason to show the instructor: the sandbox's own message if it stopped the kernel, else the last
+    error line of nbgrader's log."""
+    lines = log.splitlines()
+    sandbox = [line.strip() for line in lines if line.startswith("course-sandbox:")]
+    errors = [line.strip() for line in lines if "[ERROR]" in line or "Error" in line]
+    return (sandbox or errors or ["nbgrader autograde failed"])[-1][:300]
+
+
+# --- replaying the workers' outputs in the course: the single gradebook writer -------------------------------
+
+def replay(course: Path, assignment: str, folder: Path) -> subprocess.CompletedProcess:
+    """Write the gradebook, autograded/ and the scores: one ``nbgrader autograde --force`` that replays."""
+    code = "import sys; from course.parallel import replay_main; sys.exit(replay_main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, assignment, str(folder)], cwd=course, env=nbgrader_env(),
+                          capture_output=True, text=True)
+
+
+def replay_main(argv: list[str]) -> int:
+    """In the course folder: nbgrader's AutogradeApp with the course's preprocessors, Execute replaced."""
+    from nbgrader.apps.autogradeapp import AutogradeApp
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
+
+    from course.preprocessors import ReplayExecution
+
+    assignment, folder = argv
+    app = AutogradeApp()
+    app.initialize([assignment, "--force"])
+    configured = app.config.Autograde.get("autograde_preprocessors")  # the course's own list, if it has one
+    preprocessors = configured or Autograde.class_traits()["autograde_preprocessors"].default()
+    is_execute = [isinstance(p, type) and issubclass(p, Execute) for p in preprocessors]
+    if not any(is_execute):
+        raise CourseError("the course's Autograde.autograde_preprocessors has no Execute step to replay")
+    config = Config()
+    config.Autograde.autograde_preprocessors = [ReplayExecution if execute else p
+                                                for p, execute in zip(preprocessors, is_execute)]
+    config.ReplayExecution.folder = folder
+    app.update_config(config)
+    try:
+        app.start()
+    except SystemExit as stop:  # nbgrader's apps exit 1 when a submission failed
+        return stop.code or 0
+    return 0
+
+
+# --- the whole class ---------------------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """One line per finished job; on a terminal, also a bar that ticks every second."""
+
+    total: int
+    label: str
+    done: int = 0
+    start: float = field(default_factory=time.monotonic)
+    live: bool = field(default_factory=lambda: sys.stdout.isatty())
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        width = 24
+        bar = "#" * round(width * self.done / self.total) + "." * (width - round(width * self.done / self.total))
+        eta_text = f"{eta:4.0f} s" if self.done else "   ? s"
+        return f"{self.label} [{bar}] {self.done}/{self.total}  elapsed {elapsed:4.0f} s  ETA {eta_text}"
+
+    def finished(self, message: str) -> None:
+        self.done += 1
+        print(("\r\033[K" if self.live else "") + f"  {message}", flush=True)
+        print(self.line(), end="" if self.live else "\n", flush=True)
+
+    def tick(self, stop: threading.Event) -> None:
+        while self.live and not stop.wait(1.0):
+            print("\r\033[K" + self.line(), end="", flush=True)
+
+
+@contextmanager
+def dask_client(workers: int, scheduler: str | None = None):
+    """A Dask client: of the cluster at ``scheduler``, or of an embedded LocalCluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+@dataclass
+class AssignmentRun:
+    """One assignment graded on the cluster: every student's job, and how long the single writer took."""
+
+    jobs: dict[str, JobResult]
+    replay_seconds: float
+
+
+def grade_assignment(course: Path, assignment: str, client, workers: int, threads: int | None,
+                     timeout: float, extra: list[str] | None = None) -> AssignmentRun:
+    """Autograde every student of ``submitted/`` for one assignment on the Dask client; write the course's
+    gradebook and autograded/ through ``replay``."""
+    with tempfile.TemporaryDirectory(prefix=f"parallel-{assignment}-") as scratch:
+        executed = Path(scratch) / "executed"
+        jobs = run_jobs(course, assignment, client, Path(scratch), f"{assignment}: {workers} workers",
+                        threads=threads, timeout=timeout, extra=tuple(extra or ()))
+        for job in jobs.values():
+            (executed / job.student).mkdir(parents=True)
+            for name, data in job.notebooks.items():
+                (executed / job.student / name).write_bytes(data)
+        (executed / JOBS_FILE).write_text(json.dumps({s: {"status": j.status, "reason": j.reason}
+                                                      for s, j in jobs.items()}))
+        start = time.monotonic()
+        done = replay(course, assignment, executed)
+        seconds = round(time.monotonic() - start, 1)
+    print(f"{assignment}: {len(jobs)} submissions written to the gradebook by one nbgrader process in "
+          f"{seconds:.1f} s", flush=True)
+    (course / "logs").mkdir(exist_ok=True)
+    log = course / "logs" / f"autograde-{assignment}.log"
+    log.write_text("".join(f"===== {s} ({j.status}, {j.seconds} s)\n{j.log}\n" for s, j in sorted(jobs.items()))
+                   + "===== replay\n" + done.stdout + done.stderr)
+    if done.returncode != 0:
+        print(f"nbgrader autograde reported errors for {assignment}; see {log}", file=sys.stderr)
+    return AssignmentRun(jobs, seconds)
+
+
+def run_jobs(course: Path, assignment: str, client, scratch: Path, label: str, **options) -> dict[str, JobResult]:
+    """Submit one job per student, collect the results as they finish, with progress."""
+    from distributed import as_completed
+
+    empty = empty_gradebook(course, scratch / "gradebook.db")
+    futures = {client.submit(grade_one, job_bundle(course, empty, assignment, s), assignment, s,
+                             options["threads"], options["timeout"], options["extra"], pure=False, retries=1,
+                             key=f"autograde-{assignment}-{s}-{time.time_ns()}"): s
+               for s in students(course, assignment)}
+    progress, stop, jobs = Progress(len(futures), label), threading.Event(), {}
+    threading.Thread(target=progress.tick, args=(stop,), daemon=True).start()
+    try:
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                job = future.result()
+            except Exception as error:  # the worker died (e.g. out of memory) twice
+                job = JobResult(student, "error",
+                                reason=f"the grading worker failed: {type(error).__name__}: {error}"[:300])
+            jobs[student] = job
+            note = "" if job.status == "ok" else f"  {job.status.upper()}: {job.reason}"
+            progress.finished(f"{student:<20} {job.seconds:6.1f} s{note}")
+    finally:
+        stop.set()
+    if progress.live:
+        print(flush=True)
+    return jobs
+

@@ -1,0 +1,84 @@
+"""What every instructor command needs, each written once: nbgrader's environment, running nbgrader, opening
+the gradebook, the course's assignments, a scratch copy of a course, and the error the CLI reports.
+
+Library code raises ``CourseError``; only ``course.cli`` turns it into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # this repository: the course folder the package ships with
+
+
+class CourseError(RuntimeError):
+    """A command cannot go on; the message says what failed and what to do."""
+
+
+def nbgrader_env(**extra: str) -> dict:
+    """The environment nbgrader needs: this Python's bin folder on PATH (nbgrader runs ``alembic`` from
+    PATH when it creates a gradebook) and TensorFlow's log noise off; ``extra`` on top."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, PATH=path, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    return dict(env, **extra)
+
+
+def nbgrader(course: Path, *args: str, check: bool = True) -> int:
+    """Run one plain nbgrader command in the course folder. If it fails: raise ``CourseError`` with its output
+    (``check``), else print its error lines and return its exit code."""
+    print("$ nbgrader " + " ".join(args), flush=True)
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=nbgrader_env(),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        if check:
+            raise CourseError(f"nbgrader {' '.join(args)} failed (exit {done.returncode}):\n"
+                              + (done.stdout + done.stderr)[-3000:])
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if "| ERROR]" in line]
+        print("\n".join(errors[:20]), file=sys.stderr)
+    return done.returncode
+
+
+@contextmanager
+def gradebook(path: Path):
+    """nbgrader's gradebook: a course folder's ``gradebook.db``, or the database file ``path``."""
+    from nbgrader.api import Gradebook
+
+    path = Path(path)
+    with Gradebook(f"sqlite:///{path / 'gradebook.db' if path.is_dir() else path}") as opened:
+        yield opened
+
+
+def assignments(course: Path = ROOT) -> list[str]:
+    """The course's assignments: the folders of ``source/`` that hold their own notebook."""
+    found = sorted(p.name for p in (Path(course) / "source").iterdir()
+                   if p.is_dir() and (p / f"{p.name}.ipynb").exists())
+    if not found:
+        raise CourseError(f"no assignment in {Path(course) / 'source'} (expected source/<name>/<name>.ipynb)")
+    return found
+
+
+def students(course: Path, assignment: str) -> list[str]:
+    """The students who handed in a folder for ``assignment`` in ``submitted/``."""
+    return sorted(p.parent.name for p in (Path(course) / "submitted").glob(f"*/{assignment}") if p.is_dir())
+
+
+def scratch_course(target: Path, source: Path = ROOT, submitted: Path | None = None,
+                   generate: list[str] | tuple[str, ...] = ()) -> Path:
+    """A copy of a course as an instructor has it before grading: ``nbgrader_config.py`` and ``source/`` of
+    ``source``, the student folders under ``submitted`` (a ``submitted/`` folder, or None for none), and
+    ``generate``'s assignments generated (``release/`` and the gradebook)."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(source) / "nbgrader_config.py", target)
+    shutil.copytree(Path(source) / "source", target / "source")
+    if submitted is not None:
+        shutil.copytree(submitted, target / "submitted", symlinks=True)
+    for assignment in generate:
+        nbgrader(target, "generate_assignment", assignment, "--force")
+    return target
+

@@ -1,0 +1,73 @@
+"""A tiny assignment (no TensorFlow, seconds per submission) for tests of the grading machinery itself:
+one answer cell (``answer = 42``), two test cells worth 2 and 1 points."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from conftest import COURSE
+
+from course.runner import gradebook, nbgrader, nbgrader_env
+
+
+def cell(source, **nbgrader_meta):
+    meta = {"nbgrader": dict(nbgrader_meta, schema_version=3, task=False)} if nbgrader_meta else {}
+    return nbformat.v4.new_code_cell(source, metadata=meta)
+
+
+TINY = nbformat.v4.new_notebook(cells=[
+    cell("import math", grade=False, solution=False, locked=True, grade_id="given"),
+    cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", grade=False, solution=True, locked=False,
+         grade_id="answer"),
+    cell('"""the answer is 42"""\nassert answer == 42, "not 42"', grade=True, solution=False, locked=True,
+         grade_id="test_value", points=2),
+    cell('"""the answer is an int"""\nassert isinstance(answer, int)', grade=True, solution=False, locked=True,
+         grade_id="test_type", points=1),
+], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+SOLVED = "answer = 42"
+
+
+def tiny_course(root: Path, students: dict[str, str | None]) -> Path:
+    """A course with the tiny assignment generated and one folder per student (answer: the answer cell's
+    code; None: no notebook; the student ``broken``: a file that is not a notebook)."""
+    (root / "source" / "tiny").mkdir(parents=True)
+    shutil.copy(COURSE / "nbgrader_config.py", root)
+    course = root
+    nbformat.write(TINY, course / "source" / "tiny" / "tiny.ipynb")
+    nbgrader(course, "generate_assignment", "tiny", "--force")
+    release = nbformat.read(course / "release" / "tiny" / "tiny.ipynb", as_version=4)
+    for student, answer in students.items():
+        folder = course / "submitted" / student / "tiny"
+        folder.mkdir(parents=True)
+        if student == "broken":
+            (folder / "tiny.ipynb").write_text("{ not a notebook")
+        elif answer is not None:
+            notebook = nbformat.from_dict(json.loads(json.dumps(release)))
+            notebook.cells[1].source = answer
+            nbformat.write(notebook, folder / "tiny.ipynb")
+    return course
+
+
+def grade(course: Path, *options: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "course.cli", "grade", "tiny", "--cell-timeout", "5", *options],
+                          cwd=course, env=nbgrader_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def gradebook_rows(course: Path) -> dict:
+    rows = {}
+    with gradebook(course) as book:
+        for submission in book.assignment_submissions("tiny"):
+            for notebook in submission.notebooks:
+                for grade_ in notebook.grades:
+                    rows[(submission.student_id, grade_.name)] = (grade_.score, grade_.auto_score,
+                                                                 grade_.needs_manual_grade)
+            rows[(submission.student_id, "timestamp")] = submission.timestamp
+    return rows
+
+
