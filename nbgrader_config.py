@@ -15,7 +15,12 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
-from course.preprocessors import HideTestCode, ScreenStudentCode  # noqa: E402
+from course.preprocessors import (  # noqa: E402
+    CheckSubmittedFiles,
+    HideTestCode,
+    RemoveKernelLinks,
+    ScreenStudentCode,
+)
 
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestCode, CSSHTMLHeaderPreprocessor]
 
@@ -23,16 +28,26 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTestCode, C
 # every kernel nbgrader starts (autograde and Validate) is the bubblewrap sandbox (course/sandbox.py;
 # `course install-sandbox` installs the kernel spec, `make setup` runs it) ...
 c.Execute.kernel_name = "course-sandbox"
-# ... and after the kernel has run, the student's code is screened for changes to what the tests rely on.
+# Before anything runs, a submission's links (to the gradebook, source/, another student, /etc/shadow) lose
+# their copies: nbgrader copies with the grader's rights and follows them ...
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties,
     CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
     Execute,
     IgnorePattern,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
-c.Autograde.autograde_preprocessors = [Execute, ScreenStudentCode, IgnorePattern, ClearMetadataPreprocessor,
-                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.Autograde.sanitize_preprocessors = [CheckSubmittedFiles, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                      OverwriteCells, CheckCellMetadata]
+# ... after the kernel has run, the links it left in its folder are removed before nbgrader writes there, and
+# the student's code is screened for changes to what the tests rely on.
+c.Autograde.autograde_preprocessors = [Execute, RemoveKernelLinks, ScreenStudentCode, IgnorePattern,
+                                       ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+                                       AssignLatePenalties, CheckCellMetadata]

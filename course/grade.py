@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from course import report, sandbox
-from course.runner import CourseError, gradebook, nbgrader, students
+from course.runner import CourseError, gradebook, nbgrader, students, unsafe_entries
 
 
 def record_ungradable(course: Path, assignment: str) -> list[str]:
@@ -51,6 +51,23 @@ def record_ungradable(course: Path, assignment: str) -> list[str]:
     return found
 
 
+def quarantine_links(course: Path, assignment: str) -> list[str]:
+    """Move every link, hard link and special file out of the students' folders into ``quarantine/`` (kept as
+    they are, nothing followed), before nbgrader copies the folders with the grader's rights, following
+    links. Returns what was moved."""
+    moved = []
+    for student in students(course, assignment):
+        folder = course / "submitted" / student / assignment
+        for path, why in unsafe_entries(folder):
+            target = course / "quarantine" / student / assignment / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+            moved.append(f"{student}/{assignment}/{path.relative_to(folder)} ({why})")
+    if moved:
+        print(f"moved to quarantine/ (not graded): {'; '.join(moved)}", flush=True)
+    return moved
+
+
 def sandbox_ready() -> None:
     """Install the course-sandbox kernel spec; refuse to grade without bubblewrap (unless the sandbox is off)."""
     sandbox.install()
@@ -76,6 +93,7 @@ def main(*, course: str, assignments: list[str], workers: int | None = None, sch
         # Threads per kernel: the machine's cores shared among the local workers; a cluster's workers decide.
         threads = None if serial or scheduler or workers == 1 else max(1, (os.cpu_count() or 1) // workers)
         for assignment in assignments:
+            quarantine_links(course, assignment)
             nbgrader(course, "generate_assignment", assignment, "--force")
             if serial:
                 # nbgrader exits 1 when a submission cannot be graded (e.g. not a notebook); the others are

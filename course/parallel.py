@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course.preprocessors.replay_execution import JOBS_FILE
-from course.runner import CourseError, gradebook, nbgrader_env, students
+from course.runner import CourseError, gradebook, nbgrader_env, students, unsafe_entries
 
 # --- running one command and watching its processes ---------------------------------------------------
 
@@ -99,11 +99,11 @@ def thread_env(threads: int | None) -> dict:
 # --- bundles -----------------------------------------------------------------------------------------------
 
 def pack(files: dict[str, Path]) -> bytes:
-    """A gzipped tar of {name in the archive: file or folder}."""
+    """A gzipped tar of {name in the archive: regular file}."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, path in files.items():
-            tar.add(path, arcname=name)
+            tar.add(path, arcname=name, recursive=False)
     return buffer.getvalue()
 
 
@@ -124,11 +124,21 @@ def empty_gradebook(course: Path, target: Path) -> Path:
 
 
 def job_bundle(course: Path, empty: Path, assignment: str, student: str) -> bytes:
-    files = {"nbgrader_config.py": course / "nbgrader_config.py", "gradebook.db": empty,
-             f"submitted/{student}/{assignment}": course / "submitted" / student / assignment}
-    for path in (course / "source" / assignment).rglob("*"):  # data files, never the instructor's notebooks
+    """What one job needs: the config, the empty gradebook, the assignment's data files (never the
+    instructor's notebooks) and the student's files, without links or special files (the grader would read
+    what they point to; ``CheckSubmittedFiles`` reports them in the course's own run)."""
+    files = {"nbgrader_config.py": course / "nbgrader_config.py", "gradebook.db": empty}
+    source, submitted = course / "source" / assignment, course / "submitted" / student / assignment
+    for path in source.rglob("*"):
         if path.is_file() and path.suffix != ".ipynb" and ".ipynb_checkpoints" not in path.parts:
-            files[f"source/{assignment}/{path.relative_to(course / 'source' / assignment)}"] = path
+            files[f"source/{assignment}/{path.relative_to(source)}"] = path
+    unsafe = {path for path, _ in unsafe_entries(submitted)}
+    if submitted in unsafe:
+        return pack(files)
+    files[f"submitted/{student}/{assignment}"] = submitted  # the folder itself, even when empty
+    for path in sorted(submitted.rglob("*")):
+        if path not in unsafe and not unsafe & set(path.parents) and path.is_file():
+            files[f"submitted/{student}/{assignment}/{path.relative_to(submitted)}"] = path
     return pack(files)
 
 
@@ -165,7 +175,8 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
             result.status, result.reason = "error", _last_error(run.output)
         else:
             folder = root / "autograded" / student / assignment
-            result.notebooks = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")}
+            result.notebooks = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")
+                                if p.is_file() and not p.is_symlink()}
         return result
 
 

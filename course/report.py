@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade, is_locked
 
-from course.runner import gradebook
+from course.runner import gradebook, unsafe_entries
 
 
 @dataclass
@@ -64,6 +64,10 @@ def handed_in(course: Path, student: str, assignment: str, names: list[str]) -> 
             nbformat.read(path, as_version=4)
         except Exception as error:  # nbformat raises several kinds for a broken file
             notes.append(f"{name}.ipynb is not a valid notebook ({type(error).__name__})")
+    quarantine = course / "quarantine" / student / assignment
+    links = [f"{path.relative_to(quarantine)} is a {why}" for path, why in unsafe_entries(quarantine)]
+    if links:
+        notes.append("moved to quarantine/, not graded: " + "; ".join(links))
     extras = sorted(p.name for p in folder.glob("*.ipynb") if p.stem not in names)
     if extras:
         notes.append(f"extra notebook ignored: {', '.join(extras)}")

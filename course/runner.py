@@ -38,7 +38,8 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> int:
         if check:
             raise CourseError(f"nbgrader {' '.join(args)} failed (exit {done.returncode}):\n"
                               + (done.stdout + done.stderr)[-3000:])
-        errors = [line for line in (done.stdout + done.stderr).splitlines() if "| ERROR]" in line]
+        errors = [line for line in (done.stdout + done.stderr).splitlines()
+                  if "| ERROR]" in line or line.startswith("course-sandbox:")]
         print("\n".join(errors[:20]), file=sys.stderr)
     return done.returncode
 
@@ -82,3 +83,24 @@ def scratch_course(target: Path, source: Path = ROOT, submitted: Path | None = N
         nbgrader(target, "generate_assignment", assignment, "--force")
     return target
 
+
+def unsafe_entries(folder: Path) -> list[tuple[Path, str]]:
+    """What in ``folder`` is not a plain file or folder of its own, with why: symbolic links (which a copy
+    made by the grader, as root, would follow), hard links (another name of a file elsewhere), FIFOs,
+    sockets and devices. Nothing is followed while looking."""
+    import stat
+
+    if Path(folder).is_symlink():
+        return [(Path(folder), f"symbolic link to {os.readlink(folder)}")]
+    found = []
+    for top, folders, files in os.walk(folder):  # os.walk does not descend into linked folders
+        for name in folders + files:
+            path = Path(top) / name
+            mode = path.lstat()
+            if stat.S_ISLNK(mode.st_mode):
+                found.append((path, f"symbolic link to {os.readlink(path)}"))
+            elif not (stat.S_ISREG(mode.st_mode) or stat.S_ISDIR(mode.st_mode)):
+                found.append((path, "not a regular file"))
+            elif stat.S_ISREG(mode.st_mode) and mode.st_nlink > 1:
+                found.append((path, "hard link (the same file has another name elsewhere)"))
+    return found

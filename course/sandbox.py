@@ -1,4 +1,4 @@
-"""The grading sandbox: a Jupyter kernel that runs inside bubblewrap with resource limits.
+"""The grading sandbox: a Jupyter kernel that runs inside bubblewrap, unprivileged, with bounded resources.
 
 nbgrader runs the student's code in a Jupyter kernel with the grader's rights. The course's
 ``nbgrader_config.py`` makes every autograde and Validate kernel the ``course-sandbox`` kernel spec
@@ -6,25 +6,41 @@ nbgrader runs the student's code in a Jupyter kernel with the grader's rights. T
 
     python -m course.sandbox {connection_file}
 
-It starts the ordinary ``ipykernel`` under ``bwrap`` (Debian's ``bubblewrap``):
+It starts the ordinary ``ipykernel`` under ``bwrap`` (Debian's ``bubblewrap``), the same way whether the
+grader is root or an ordinary account:
 
+* **no privileges**: a new user namespace in which the kernel is uid/gid 65534 with no capabilities (and
+  ``--cap-drop ALL`` when bwrap runs as root), ``no_new_privs`` (bwrap sets it), no further user
+  namespaces; ``/proc/sys``, ``/proc/sysrq-trigger`` and the other kernel knobs Docker also guards are
+  read-only, ``/etc/shadow`` and ``/etc/gshadow`` are empty;
+* **its own processes only**: new PID, IPC, UTS and cgroup namespaces: the kernel sees and can signal only
+  its own processes, never the grader, the Dask worker, this launcher or another student's kernel;
 * **no network**: a new network namespace that has only its own loopback;
-* **files**: the whole system read-only; the kernel's working folder (the submission's own folder)
-  writable; ``/tmp`` and ``$HOME`` private and empty (except Keras' MNIST cache and matplotlib's font
-  cache, read-only); the course folder (the nearest folder with ``nbgrader_config.py``: ``source/``,
-  ``gradebook.db``, ``release/``, other students' folders) replaced by an empty folder, with only the
-  Python environment and ``helpers/`` (what the notebooks import, nothing of the instructor's ``course``
-  package) visible in it;
-* **limits**: resident memory ``COURSE_SANDBOX_MEMORY_MB`` (default 6144; a watchdog stops the kernel
-  when it passes, and an address-space limit 8 GiB above it is the backstop); with ``setrlimit``, inherited
-  by the kernel: CPU time ``COURSE_SANDBOX_CPU_SECONDS`` (default 3600) and the size of any file written
-  ``COURSE_SANDBOX_FILE_MB`` (default 512). Wall time is nbgrader's ``Execute.timeout`` per cell and
-  ``course grade --timeout`` per submission.
+* **files**: the system read-only; the kernel's working folder (the submission's own folder) writable;
+  ``/tmp`` and ``/dev/shm`` private, empty and size-capped tmpfs, and a private ``$HOME``; every course folder in reach
+  (the one above the submission and the one ``helpers`` is installed from: ``source/``, ``gradebook.db``,
+  ``release/``, other students) replaced by an empty one, with only the Python environment and
+  ``helpers/`` (what the notebooks import, nothing of the instructor's ``course`` package) bound back
+  read-only, and Keras' MNIST cache;
+* **environment**: only what a kernel needs (``PATH``, locale, thread settings, ``NBGRADER_*``...), never
+  the grader's tokens or keys;
+* **limits**: resident memory ``COURSE_SANDBOX_MEMORY_MB`` (default 6144) and files in ``/tmp``
+  ``COURSE_SANDBOX_TMP_FILES`` (default 100 000), both watched from outside, which stops the kernel when it
+  passes them; processes and threads ``COURSE_SANDBOX_PROCESSES`` (default 512: a pids cgroup when the
+  grader is root, else ``RLIMIT_NPROC`` on top of what the account already runs); each tmpfs
+  ``COURSE_SANDBOX_TMP_MB`` (default 512; the empty folders that hide course folders are read-only);
+  with ``setrlimit``: CPU time ``COURSE_SANDBOX_CPU_SECONDS``
+  (default 3600), the size of any file written ``COURSE_SANDBOX_FILE_MB`` (default 512), and an address
+  space 8 GiB above the memory limit as a backstop. Wall time is nbgrader's ``Execute.timeout`` per cell
+  and ``course grade --timeout`` per submission.
 
 The kernel's network namespace cannot reach the TCP ports the Jupyter client chose, so this process
 stays outside, listens on those ports itself and relays each connection, byte for byte, to the kernel's
 ZeroMQ sockets, which listen on Unix sockets in a private folder bound into the sandbox (ZeroMQ speaks
-the same protocol over both). Interrupts travel as messages (``interrupt_mode: message``).
+the same protocol over both). Interrupts travel as messages (``interrupt_mode: message``). In its own PID
+namespace the kernel is pid 2 under bwrap's init (pid 1): ``JPY_PARENT_PID=1`` tells ipykernel not to
+watch for its parent's exit, which it would otherwise read as "my parent is pid 1, it has gone" and quit;
+``--die-with-parent`` ends the sandbox with this launcher instead.
 
 ``COURSE_SANDBOX=off`` in the grader's environment starts the kernel without the sandbox, with a loud
 warning; a missing ``bwrap`` is an error that says how to install it.
@@ -46,6 +62,13 @@ import helpers
 
 KERNEL_NAME = "course-sandbox"
 CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+SANDBOX_ID = "65534"  # nobody/nogroup inside the sandbox's user namespace
+# Kernel knobs that a process with host uid 0 could write even without capabilities (Docker's list).
+READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+EMPTIED = ("/etc/shadow", "/etc/gshadow")
+KEEP_ENV = ("PATH", "PYTHONPATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "MPLBACKEND",
+            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+KEEP_PREFIXES = ("LC_", "TF_", "OMP_", "KMP_", "MKL_", "NBGRADER_", "PYDEVD_")
 
 
 def enabled() -> bool:
@@ -54,15 +77,81 @@ def enabled() -> bool:
 
 
 def limits() -> dict[str, int]:
-    return {"memory_mb": int(os.environ.get("COURSE_SANDBOX_MEMORY_MB", 6144)),
-            "cpu_seconds": int(os.environ.get("COURSE_SANDBOX_CPU_SECONDS", 3600)),
-            "file_mb": int(os.environ.get("COURSE_SANDBOX_FILE_MB", 512))}
+    setting = {"memory_mb": 6144, "cpu_seconds": 3600, "file_mb": 512, "tmp_mb": 512, "tmp_files": 100_000,
+               "processes": 512}
+    return {key: int(os.environ.get(f"COURSE_SANDBOX_{key.upper()}", default)) for key, default in setting.items()}
 
 
 # Address space is only the backstop: TensorFlow alone maps ~3.5 GB, and an allocation that fails in one of
 # its threads (rather than in the student's numpy call) aborts the kernel at a random point. The memory
 # limit proper is the watchdog in ``serve``, which stops the kernel when its resident memory passes it.
 ADDRESS_SPACE_MARGIN_MB = 8192
+
+
+def tasks_of(uid: int) -> int:
+    """How many processes and threads the account ``uid`` runs now (what ``RLIMIT_NPROC`` counts)."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            count += int(fields.get("Threads", "1"))
+    return count
+
+
+class Processes:
+    """The cap on processes and threads: a pids cgroup (v2 or v1) of its own when the grader is root; for an
+    ordinary account, ``RLIMIT_NPROC`` on top of the tasks it already runs (the kernel ignores that limit
+    for root, and only root may make cgroups here)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.group, self.nproc = limit, None, None
+        if os.geteuid() == 0:
+            self.group = self._make_group()
+        else:
+            self.nproc = tasks_of(os.getuid()) + limit
+
+    def _make_group(self) -> Path | None:
+        for base in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/pids")):
+            if (base / "cgroup.procs").exists() and ("pids" in _read(base / "cgroup.controllers")
+                                                     or base.name == "pids"):
+                for stale in base.glob("course-sandbox-*"):  # left by a launcher that was killed
+                    _rmdir(stale)
+                try:
+                    group = base / f"course-sandbox-{os.getpid()}"
+                    group.mkdir()
+                    (group / "pids.max").write_text(str(self.limit))
+                    return group
+                except OSError:
+                    continue
+        return None
+
+    def enter(self) -> None:
+        """In the child, before bwrap starts."""
+        if self.group is not None:
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
+        if self.nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.nproc, self.nproc))
+
+    def close(self) -> None:
+        if self.group is not None:
+            _rmdir(self.group)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def set_limits() -> None:
@@ -82,32 +171,48 @@ def course_root(folder: Path) -> Path | None:
     return None
 
 
+def kernel_env(home: Path) -> dict[str, str]:
+    """The kernel's whole environment: what it needs from the grader's, nothing else."""
+    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)}
+    return dict(env, HOME=str(home), TMPDIR="/tmp", MPLCONFIGDIR=str(home / ".config" / "matplotlib"),
+                JPY_PARENT_PID="1")  # see the module: no parent poller in a PID namespace
+
+
 def bwrap_command(work: Path, private: Path, home: Path, kernel_argv: list[str]) -> list[str]:
     """The bwrap command line. ``work``: the kernel's writable folder; ``private``: the folder with the
     kernel's connection file and sockets; ``home``: the kernel's (private, writable) home."""
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    hidden = {Path("/tmp"), Path.home().resolve()}
-    root = course_root(work)
-    if root is not None and root not in (Path("/"), work):
-        hidden.add(root)
+    tmp_size = str(limits()["tmp_mb"] * 2**20)
+    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--uid", SANDBOX_ID, "--gid",
+            SANDBOX_ID, "--disable-userns", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try"]
+    args += ["--cap-drop", "ALL"] if os.geteuid() == 0 else []
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for path in READ_ONLY:
+        args += ["--ro-bind-try", path, path]
+    for path in EMPTIED:
+        if Path(path).exists():
+            args += ["--ro-bind", "/dev/null", path]
+    helpers_dir = Path(helpers.__file__).resolve().parent
+    hidden = {Path("/tmp"), Path("/dev/shm"), Path.home().resolve()}
+    hidden |= {root for root in (course_root(work), course_root(helpers_dir)) if root is not None}
+    hidden.add(Path(__file__).resolve().parent)  # this package, wherever it is installed
     hidden = sorted(h for h in hidden if h not in (Path("/"), work))
     for folder in hidden:  # parents before children
-        args += ["--tmpfs", str(folder)]
+        args += ["--size", tmp_size, "--tmpfs", str(folder)]
     python = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}  # a venv and the Python it links to
-    for keep in sorted(python | {Path(helpers.__file__).resolve().parent}):
+    for keep in sorted(python | {helpers_dir}):
         if any(h in keep.parents for h in hidden):  # the Python environment and helpers/ stay readable
             args += ["--ro-bind", str(keep), str(keep)]
     args += ["--bind", str(private), str(private)]  # holds the kernel's home, connection file and sockets
     datasets = keras_home / "datasets"
     if datasets.is_dir():
         args += ["--ro-bind", str(datasets), str(home / ".keras" / "datasets")]
-    args += ["--bind", str(work), str(work),
-             "--setenv", "HOME", str(home), "--setenv", "TMPDIR", "/tmp", "--unsetenv", "KERAS_HOME",
-             "--setenv", "MPLCONFIGDIR", str(home / ".config" / "matplotlib"),
-             "--chdir", str(work), "--", *kernel_argv]
-    return args
+    args += ["--bind", str(work), str(work)]
+    for folder in hidden:  # only /tmp and /dev/shm stay writable: each tmpfs is the host's memory
+        if folder not in (Path("/tmp"), Path("/dev/shm")):
+            args += ["--remount-ro", str(folder)]
+    return args + ["--chdir", str(work), "--", *kernel_argv]
 
 
 def prepare_home(home: Path) -> None:
@@ -130,7 +235,7 @@ async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def serve(connection: dict, socket_prefix: str, command: list[str]) -> int:
+async def serve(connection: dict, socket_prefix: str, command: list[str], env: dict) -> int:
     """Listen on the client's TCP ports, relay to the kernel's Unix sockets, run the kernel, return its code."""
 
     async def connect(port: int, reader, writer):
@@ -153,20 +258,45 @@ async def serve(connection: dict, socket_prefix: str, command: list[str]) -> int
     for channel in CHANNELS:
         port = connection[channel]
         servers.append(await asyncio.start_server(lambda r, w, p=port: connect(p, r, w), connection["ip"], port))
-    process = await asyncio.create_subprocess_exec(*command, preexec_fn=set_limits)
-    # Jupyter stops a kernel with SIGTERM when it does not answer a shutdown request: stop everything in the
-    # sandbox, then return normally, so that the private folder is removed
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_all, process.pid)
-    watchdog = asyncio.create_task(watch_memory(process.pid, limits()["memory_mb"]))
-    code = await process.wait()
-    watchdog.cancel()
+    processes = Processes(limits()["processes"])
+    try:
+        process = await asyncio.create_subprocess_exec(*command, env=env,
+                                                       preexec_fn=lambda: (processes.enter(), set_limits()))
+        # Jupyter stops a kernel with SIGTERM when it does not answer a shutdown request: stop everything in
+        # the sandbox, then return normally, so that the private folder is removed
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_all, process.pid)
+        watchdog = asyncio.create_task(watch(process.pid, limits()))
+        code = await process.wait()
+        watchdog.cancel()
+    finally:
+        processes.close()
     for server in servers:
         server.close()
     return code
 
 
-async def watch_memory(pid: int, limit_mb: int) -> None:
-    """Stop the kernel (every process under bwrap) when their resident memory together passes the limit."""
+def over_limit(sandbox, limit: dict) -> str | None:
+    """Why the sandbox under ``sandbox`` (bwrap's psutil process) must stop now, or None."""
+    processes = sandbox.children(recursive=True)
+    used = sum(p.memory_info().rss for p in processes) / 2**20
+    if used > limit["memory_mb"]:
+        return (f"the kernel used {used:.0f} MB, more than its limit of {limit['memory_mb']} MB "
+                "(COURSE_SANDBOX_MEMORY_MB), and was stopped")
+    for inner in sandbox.children()[:1]:  # bwrap's init in the sandbox: /tmp as the kernel sees it
+        try:
+            tmp = os.statvfs(f"/proc/{inner.pid}/root/tmp")
+        except OSError:
+            return None
+        files = tmp.f_files - tmp.f_ffree
+        if files > limit["tmp_files"]:
+            return (f"the kernel made {files} files in /tmp, more than its limit of {limit['tmp_files']} "
+                    "(COURSE_SANDBOX_TMP_FILES), and was stopped")
+    return None
+
+
+async def watch(pid: int, limit: dict) -> None:
+    """Stop the kernel (every process under bwrap) when it passes a limit no rlimit can hold: its resident
+    memory together, and the files it makes in its /tmp (each costs host memory)."""
     import psutil
 
     try:
@@ -174,13 +304,11 @@ async def watch_memory(pid: int, limit_mb: int) -> None:
         while True:
             await asyncio.sleep(0.2)
             try:
-                processes = sandbox.children(recursive=True)
-                used = sum(p.memory_info().rss for p in processes) / 2**20
+                why = over_limit(sandbox, limit)
             except psutil.Error:
                 continue
-            if used > limit_mb:
-                print(f"course-sandbox: the kernel used {used:.0f} MB, more than its limit of {limit_mb} MB "
-                      "(COURSE_SANDBOX_MEMORY_MB), and was stopped", file=sys.stderr, flush=True)
+            if why:
+                print(f"course-sandbox: {why}", file=sys.stderr, flush=True)
                 stop_all(pid)
                 return
     except (psutil.Error, asyncio.CancelledError):
@@ -225,17 +353,20 @@ def main(argv: list[str]) -> int:
         (private / "kernel.json").write_text(json.dumps(inside))
         command = bwrap_command(Path.cwd().resolve(), private, home,
                                 [*kernel, "-f", str(private / "kernel.json"), *argv[1:]])
-        return asyncio.run(serve(connection, str(private / "kernel"), command))
+        return asyncio.run(serve(connection, str(private / "kernel"), command, kernel_env(home)))
 
 
 def install() -> Path:
-    """Write the ``course-sandbox`` kernel spec into this Python environment (sys.prefix)."""
+    """Write the ``course-sandbox`` kernel spec into this Python environment (sys.prefix), unless it is there
+    already (an account that may use the environment but not change it grades all the same)."""
     folder = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
-    folder.mkdir(parents=True, exist_ok=True)
     spec = {"argv": [sys.executable, "-m", "course.sandbox", "{connection_file}"],
             "display_name": "Python 3 (course sandbox)", "language": "python", "interrupt_mode": "message",
             "metadata": {"debugger": False}}
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    text = json.dumps(spec, indent=1) + "\n"
+    if _read(folder / "kernel.json") != text:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "kernel.json").write_text(text)
     return folder
 
 

@@ -174,6 +174,42 @@ for host, port in [("pypi.org", 443), ("1.1.1.1", 53), ("127.0.0.1", 8888)]:
         print("no connection to", host, error)
 """}), reason="NameError"),
     },
+    # tries to leave the sandbox (README "Threat model"): writes through /proc/<pid>/root and /cwd of every
+    # process it sees, remounts / read-write, makes the disk's device node, reads other processes' environment,
+    # kills every other process it sees; hands in no answer. Every attack also runs as root and as an ordinary
+    # account in tests/test_course/test_hostile.py.
+    "hostile_escape": {
+        "batchnorm": Submission(BN_NO_MODEL, Variant({"model": """import os
+import signal
+import stat
+import subprocess
+
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print("processes seen:", pids)
+for pid in pids:
+    for via in ("root/tmp", "root", "cwd/../../..", f"root{os.getcwd()}/../../.."):
+        try:
+            with open(f"/proc/{pid}/{via}/ESCAPED-batchnorm-{pid}", "w") as f:
+                f.write("escaped")
+        except OSError as error:
+            print("no write via", pid, via, type(error).__name__)
+    try:
+        print(pid, open(f"/proc/{pid}/environ", "rb").read().count(b"="), "variables")
+    except OSError as error:
+        print(pid, "environ", type(error).__name__)
+print(subprocess.run(["mount", "-o", "remount,rw", "/"], capture_output=True).returncode)
+try:
+    os.mknod("ESCAPED-batchnorm-disk", 0o600 | stat.S_IFBLK, os.makedev(8, 0))
+except OSError as error:
+    print("mknod", type(error).__name__)
+for pid in pids:
+    if pid not in (1, os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError as error:
+            print("kill", pid, type(error).__name__)
+"""}), reason="NameError"),
+    },
     "hostile_invalid_json": {  # the file is not a notebook at all
         "batchnorm": Submission(BN_ZERO, raw='{"cells": [ this is not JSON', reason="not a valid notebook",
                                 ungradable=True),

@@ -2,6 +2,7 @@
 one answer cell (``answer = 42``), two test cells worth 2 and 1 points."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,9 @@ TINY = nbformat.v4.new_notebook(cells=[
 SOLVED = "answer = 42"
 
 
-def tiny_course(root: Path, students: dict[str, str | None]) -> Path:
+def tiny_course(root: Path, students: dict[str, str | None], owner: str | None = None) -> Path:
     """A course with the tiny assignment generated and one folder per student (answer: the answer cell's
-    code; None: no notebook; the student ``broken``: a file that is not a notebook)."""
+    code; None: no notebook; the student ``broken``: a file that is not a notebook), owned by ``owner``."""
     (root / "source" / "tiny").mkdir(parents=True)
     shutil.copy(COURSE / "nbgrader_config.py", root)
     course = root
@@ -49,12 +50,35 @@ def tiny_course(root: Path, students: dict[str, str | None]) -> Path:
             notebook = nbformat.from_dict(json.loads(json.dumps(release)))
             notebook.cells[1].source = answer
             nbformat.write(notebook, folder / "tiny.ipynb")
+    give(root, owner)
     return course
 
 
-def grade(course: Path, *options: str) -> subprocess.CompletedProcess:
+def give(root: Path, owner: str | None) -> None:
+    """Make ``owner`` the owner of ``root`` and all below it (links themselves, never what they point to)."""
+    if owner:
+        import pwd
+
+        entry = pwd.getpwnam(owner)
+        for path in [root, *root.rglob("*")]:
+            os.lchown(path, entry.pw_uid, entry.pw_gid)
+
+
+def account(user: str | None) -> dict:
+    """subprocess arguments that run a command as ``user`` with that account's own groups only."""
+    if not user:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def grade(course: Path, *options: str, user: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """``course grade tiny`` in ``course``, as this account or as ``user`` (with that account's home), with
+    ``env`` added to the environment."""
+    env = nbgrader_env(**env, **({"HOME": os.path.expanduser(f"~{user}"), "USER": user} if user else {}))
     done = subprocess.run([sys.executable, "-m", "course.cli", "grade", "tiny", "--cell-timeout", "5", *options],
-                          cwd=course, env=nbgrader_env(), capture_output=True, text=True, timeout=600)
+                          cwd=course, env=env, capture_output=True, text=True, timeout=900, **account(user))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 

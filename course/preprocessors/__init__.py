@@ -1,8 +1,11 @@
 """The course's nbgrader plug-ins, one per module, as nbgrader's own preprocessors are; configured in
-``nbgrader_config.py`` (``HideTestCode``, ``ScreenStudentCode``) or by ``course grade`` (``ReplayExecution``)."""
+``nbgrader_config.py`` (``CheckSubmittedFiles``, ``RemoveKernelLinks``, ``ScreenStudentCode``,
+``HideTestCode``) or by ``course grade`` (``ReplayExecution``)."""
 
+from course.preprocessors.check_submitted_files import CheckSubmittedFiles
 from course.preprocessors.hide_test_code import HideTestCode
+from course.preprocessors.remove_kernel_links import RemoveKernelLinks
 from course.preprocessors.replay_execution import ReplayExecution
 from course.preprocessors.screen_student_code import ScreenStudentCode
 
-__all__ = ["HideTestCode", "ReplayExecution", "ScreenStudentCode"]
+__all__ = ["CheckSubmittedFiles", "HideTestCode", "RemoveKernelLinks", "ReplayExecution", "ScreenStudentCode"]

@@ -3,6 +3,7 @@ class (graded once per run, see conftest.graded_course), asserting every student
 
 import csv
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,14 @@ def test_megabytes_of_output_are_cut_in_the_graded_notebook(graded_course):
     notebook = graded_course / "autograded" / "hostile_output" / "batchnorm" / "batchnorm.ipynb"
     assert notebook.stat().st_size < 2_000_000
     assert "... Output truncated ..." in notebook.read_text()
+
+
+def test_escape_attempts_in_the_real_pipeline_stay_in_the_sandbox(graded_course):
+    """hostile_escape, through the real batchnorm pipeline: it sees only its own processes and writes nothing
+    outside its own folder (every attack is also graded as root and as an ordinary account in test_hostile)."""
+    done = subprocess.run(["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", "-o", "-path", "/dev", ")",
+                           "-prune", "-o", "-name", "ESCAPED-batchnorm-*", "-print"], capture_output=True, text=True)
+    own = tuple(f"{graded_course / kind / 'hostile_escape'}/" for kind in ("autograded", "feedback"))
+    assert [path for path in done.stdout.splitlines() if not path.startswith(own)] == []
+    notebook = graded_course / "autograded" / "hostile_escape" / "batchnorm" / "batchnorm.ipynb"
+    assert "processes seen: [1, 2" in notebook.read_text()

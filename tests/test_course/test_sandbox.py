@@ -26,6 +26,15 @@ PROBES = {
     "loopback_host": "try:\n    socket.create_connection(('127.0.0.1', PORT), timeout=3)\n    print('connected')\n"
                      "except OSError as error:\n    print(type(error).__name__)",
     "mnist": "import helpers\nprint(os.path.exists(os.path.expanduser('~/.keras/datasets/mnist.npz')))",
+    "identity": "status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
+                "print(status['Uid'].split()[0], status['CapEff'].strip(), status['NoNewPrivs'].strip())",
+    "processes": "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[:3])",
+    "instructor_package": "try:\n    from course import runner\n    print('importable', runner.__file__)\n"
+                          "except ImportError:\n    print('hidden')",
+    "installed_course": "print(os.path.exists(os.path.join(os.path.dirname(helpers.__file__), '..', 'source')))",
+    "sysctl": "try:\n    open('/proc/sys/kernel/core_pattern', 'w')\nexcept OSError as error:\n"
+              "    print(type(error).__name__)",
+    "environment": "print(sorted(k for k in os.environ if 'SECRET' in k or k == 'JUPYTER_TOKEN'))",
     "interrupt": "import time\ntime.sleep(600)",
     "after": "print('still alive')",
 }
@@ -46,7 +55,7 @@ def probed(tmp_path_factory, real_mnist):
     listener = socket.create_server(("127.0.0.1", 0))  # a service on the host's loopback, like Jupyter
     sources = {k: v.replace("PORT", str(listener.getsockname()[1])) for k, v in PROBES.items()}
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources.values()])
-    env = nbgrader_env()
+    env = nbgrader_env(COURSE_TEST_SECRET="do not leak", JUPYTER_TOKEN="do not leak")
     NotebookClient(nb, timeout=20, kernel_name=KERNEL_NAME, allow_errors=True, interrupt_on_timeout=True,
                    resources={"metadata": {"path": str(work)}}).execute(env=env)
     listener.close()
@@ -73,6 +82,22 @@ def test_system_is_read_only_and_there_is_no_network(probed):
     assert probed["outputs"]["write_etc"] == "OSError"
     assert probed["outputs"]["network"] in ("gaierror", "OSError")
     assert probed["outputs"]["loopback_host"] == "ConnectionRefusedError"
+
+
+def test_the_kernel_has_no_privilege_and_sees_only_its_own_processes(probed):
+    assert probed["outputs"]["identity"] == "65534 0000000000000000 1"
+    assert probed["outputs"]["processes"] == "[1, 2]"  # bwrap's init and the kernel, nothing of the host
+    assert probed["outputs"]["sysctl"] in ("OSError", "PermissionError")
+
+
+def test_the_instructors_package_and_the_installed_course_are_hidden(probed):
+    """The kernel imports helpers from the course it is installed from; that course's source/ stays hidden."""
+    assert probed["outputs"]["instructor_package"] == "hidden"
+    assert probed["outputs"]["installed_course"] == "False"
+
+
+def test_the_graders_secrets_stay_outside(probed):
+    assert probed["outputs"]["environment"] == "[]"
 
 
 def test_mnist_is_readable(probed):
