@@ -69,12 +69,26 @@ def run_watched(command: list[str], cwd: Path, env: dict, timeout: float) -> Wat
                 returncode = process.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 peak = max([peak] + kernel_rss_mb(psutil, process.pid))
-        if returncode is None:
+        if returncode is None:  # the kernels' launchers run in sessions of their own: kill the whole tree
+            kill_tree(psutil, process.pid)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.seek(0)
         output = log.read().decode(errors="replace")
     return Watched(returncode, output, time.monotonic() - start, round(peak, 1))
+
+
+def kill_tree(psutil, pid: int) -> None:
+    """SIGKILL every process below ``pid`` (a sandbox launcher's bwrap then takes its sandbox with it)."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def kernel_rss_mb(psutil, pid: int) -> list[float]:

@@ -84,23 +84,50 @@ def scratch_course(target: Path, source: Path = ROOT, submitted: Path | None = N
     return target
 
 
+MAX_DEPTH = 32  # folders nested deeper than this break recursive walks (os.walk, shutil, nbgrader's copies)
+
+
 def unsafe_entries(folder: Path) -> list[tuple[Path, str]]:
     """What in ``folder`` is not a plain file or folder of its own, with why: symbolic links (which a copy
-    made by the grader, as root, would follow), hard links (another name of a file elsewhere), FIFOs,
-    sockets and devices. Nothing is followed while looking."""
+    made by the grader would follow), hard links (another name of a file elsewhere), FIFOs, sockets and
+    devices, setuid/setgid files, folders that cannot be listed or are nested deeper than ``MAX_DEPTH``.
+    Nothing is followed while looking, and nothing recurses."""
     import stat
 
-    if Path(folder).is_symlink():
-        return [(Path(folder), f"symbolic link to {os.readlink(folder)}")]
-    found = []
-    for top, folders, files in os.walk(folder):  # os.walk does not descend into linked folders
-        for name in folders + files:
-            path = Path(top) / name
-            mode = path.lstat()
+    folder = Path(folder)
+    if folder.is_symlink():
+        return [(folder, f"symbolic link to {os.readlink(folder)}")]
+    found, stack = [], [(folder, 0)] if folder.is_dir() else []
+    while stack:
+        top, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(top), key=lambda e: e.name)
+        except OSError as error:
+            found.append((top, f"folder that cannot be listed ({type(error).__name__})"))
+            continue
+        for entry in entries:
+            path, mode = Path(entry.path), entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(mode.st_mode):
                 found.append((path, f"symbolic link to {os.readlink(path)}"))
-            elif not (stat.S_ISREG(mode.st_mode) or stat.S_ISDIR(mode.st_mode)):
+            elif stat.S_ISDIR(mode.st_mode):
+                if depth + 1 >= MAX_DEPTH:
+                    found.append((path, f"folder nested deeper than {MAX_DEPTH} levels"))
+                else:
+                    stack.append((path, depth + 1))
+            elif not stat.S_ISREG(mode.st_mode):
                 found.append((path, "not a regular file"))
-            elif stat.S_ISREG(mode.st_mode) and mode.st_nlink > 1:
+            elif mode.st_nlink > 1:
                 found.append((path, "hard link (the same file has another name elsewhere)"))
+            elif mode.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                found.append((path, "setuid or setgid file"))
     return found
+
+
+def remove(path: Path) -> None:
+    """Remove a file, link or folder however deep or closed, without following links (``rm -rf`` walks
+    without recursing in Python; a folder the owner closed is opened first)."""
+    if path.is_dir() and not path.is_symlink():
+        subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], capture_output=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -49,6 +49,7 @@ warning; a missing ``bwrap`` is an error that says how to install it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -59,6 +60,7 @@ import tempfile
 from pathlib import Path
 
 import helpers
+from course.runner import unsafe_entries
 
 KERNEL_NAME = "course-sandbox"
 CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -67,8 +69,10 @@ SANDBOX_ID = "65534"  # nobody/nogroup inside the sandbox's user namespace
 READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 EMPTIED = ("/etc/shadow", "/etc/gshadow")
 KEEP_ENV = ("PATH", "PYTHONPATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "MPLBACKEND",
-            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-KEEP_PREFIXES = ("LC_", "TF_", "OMP_", "KMP_", "MKL_", "NBGRADER_", "PYDEVD_")
+            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TF_CPP_MIN_LOG_LEVEL", "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "OMP_NUM_THREADS",
+            "NBGRADER_EXECUTION")
+KEEP_PREFIXES = ("LC_",)  # exact names otherwise: a prefix such as TF_ also matches TF_TOKEN_* secrets
 
 
 def enabled() -> bool:
@@ -107,7 +111,10 @@ class Processes:
     for root, and only root may make cgroups here)."""
 
     def __init__(self, limit: int):
+        import ctypes
+
         self.limit, self.group, self.nproc = limit, None, None
+        self.libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child only calls into it
         if os.geteuid() == 0:
             self.group = self._make_group()
         else:
@@ -117,8 +124,6 @@ class Processes:
         for base in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/pids")):
             if (base / "cgroup.procs").exists() and ("pids" in _read(base / "cgroup.controllers")
                                                      or base.name == "pids"):
-                for stale in base.glob("course-sandbox-*"):  # left by a launcher that was killed
-                    _rmdir(stale)
                 try:
                     group = base / f"course-sandbox-{os.getpid()}"
                     group.mkdir()
@@ -129,7 +134,11 @@ class Processes:
         return None
 
     def enter(self) -> None:
-        """In the child, before bwrap starts."""
+        """In the child, before bwrap starts; also leaves the grader's session keyring (keys the grader added
+        there would otherwise be readable with keyctl)."""
+        keyctl = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the syscall's number
+        if keyctl:
+            self.libc.syscall(keyctl, 1, None)  # KEYCTL_JOIN_SESSION_KEYRING: a new, empty one
         if self.group is not None:
             (self.group / "cgroup.procs").write_text(str(os.getpid()))
         if self.nproc is not None:
@@ -265,7 +274,7 @@ async def serve(connection: dict, socket_prefix: str, command: list[str], env: d
         # Jupyter stops a kernel with SIGTERM when it does not answer a shutdown request: stop everything in
         # the sandbox, then return normally, so that the private folder is removed
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_all, process.pid)
-        watchdog = asyncio.create_task(watch(process.pid, limits()))
+        watchdog = asyncio.create_task(watch(process.pid, limits(), Path.cwd().resolve()))
         code = await process.wait()
         watchdog.cancel()
     finally:
@@ -273,6 +282,21 @@ async def serve(connection: dict, socket_prefix: str, command: list[str], env: d
     for server in servers:
         server.close()
     return code
+
+
+def strip_set_id_bits(folder: Path) -> None:
+    """A root grader's kernel is host uid 0 without capabilities, and may still chmod u+s its own files: a
+    setuid-root binary in its folder. The watchdog clears those bits as soon as it sees them (RemoveKernelLinks
+    removes such files after the run)."""
+    import stat
+
+    for path, _ in unsafe_entries(folder):
+        try:
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID), follow_symlinks=False)
+        except OSError:
+            pass
 
 
 def over_limit(sandbox, limit: dict) -> str | None:
@@ -294,19 +318,21 @@ def over_limit(sandbox, limit: dict) -> str | None:
     return None
 
 
-async def watch(pid: int, limit: dict) -> None:
+async def watch(pid: int, limit: dict, work: Path) -> None:
     """Stop the kernel (every process under bwrap) when it passes a limit no rlimit can hold: its resident
     memory together, and the files it makes in its /tmp (each costs host memory)."""
     import psutil
 
     try:
         sandbox = psutil.Process(pid)
-        while True:
+        for tick in itertools.count():
             await asyncio.sleep(0.2)
             try:
                 why = over_limit(sandbox, limit)
             except psutil.Error:
                 continue
+            if tick % 5 == 0:
+                strip_set_id_bits(work)
             if why:
                 print(f"course-sandbox: {why}", file=sys.stderr, flush=True)
                 stop_all(pid)

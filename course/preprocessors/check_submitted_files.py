@@ -1,13 +1,12 @@
 """Autograde sanitize preprocessor: grade only the files a student handed in, never what they link to."""
 
 import os
-import shutil
 from pathlib import Path
 
 from nbconvert.preprocessors import Preprocessor
 from nbgrader.coursedir import CourseDirectory
 
-from course.runner import unsafe_entries
+from course.runner import remove, unsafe_entries
 
 
 class CheckSubmittedFiles(Preprocessor):
@@ -31,8 +30,6 @@ class CheckSubmittedFiles(Preprocessor):
                 raise ValueError(f"{path.name} is a {why}: not graded (hand in the notebook itself)")
             copy = autograded / path.relative_to(submitted)
             self.log.warning("%s is a %s: ignored", path, why)
-            if copy.is_dir() and not copy.is_symlink():
-                shutil.rmtree(copy)
-            elif os.path.lexists(copy):
-                copy.unlink()
+            if os.path.lexists(copy):
+                remove(copy)
         return nb, resources

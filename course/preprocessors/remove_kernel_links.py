@@ -1,11 +1,10 @@
 """Autograde preprocessor, right after execution: nothing the kernel made may point outside its folder."""
 
-import shutil
 from pathlib import Path
 
 from nbconvert.preprocessors import Preprocessor
 
-from course.runner import unsafe_entries
+from course.runner import remove, unsafe_entries
 
 
 class RemoveKernelLinks(Preprocessor):
@@ -14,15 +13,13 @@ class RemoveKernelLinks(Preprocessor):
     ``feedback/``, all with the grader's rights and all following symbolic links. A link the kernel left
     (``a.ipynb -> /root/.bashrc``, ``leak.txt -> /etc/shadow``) would make those steps write or read outside
     the folder. The kernel has stopped when this runs: every link, hard link and special file it left in
-    its folder is removed."""
+    its folder is removed, and so are setuid files, folders it closed and folders nested too deep for the
+recursive walks that follow."""
 
     enabled = True
 
     def preprocess(self, nb, resources):
         for path, why in unsafe_entries(Path(resources["metadata"]["path"])):
             self.log.warning("removed %s left by the student's kernel: %s", path, why)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+            remove(path)
         return nb, resources

@@ -18,6 +18,8 @@ import pytest
 from conftest import COURSE
 from tiny import SOLVED, account, give, grade, gradebook_rows, tiny_course
 
+from course.runner import unsafe_entries
+
 pytestmark = pytest.mark.slow
 
 MARK = "ESCAPED-"  # every file an attack tries to write outside its folder starts with this (and a run's token)
@@ -136,13 +138,34 @@ os.symlink("/", "root-folder")
 answer = 42
 """
 
+KERNEL_TRICKS = """import os
+import shutil
+import sys
+
+# a setuid copy of Python (a root grader's kernel is host uid 0), a folder tree too deep for recursive walks,
+# and a folder closed to its owner, all in its own folder; then the right answer
+home = os.getcwd()
+shutil.copy(os.path.realpath(sys.executable), "ESCAPED-setuid-python")
+os.chmod("ESCAPED-setuid-python", 0o4755)
+path = "deep"
+for _ in range(1500):
+    os.mkdir(path)
+    os.chdir(path)
+    path = "d"
+os.chdir(home)
+os.mkdir("closed")
+open("closed/x", "w").close()
+os.chmod("closed", 0o300)
+answer = 42
+"""
+
 ATTACKS = {"proc_write": PROC_WRITE, "remount": REMOUNT, "mknod": MKNOD, "snoop": SNOOP, "kill": KILL,
            "ptrace": PTRACE, "fork_bomb": FORK_BOMB, "fill_tmp": FILL_TMP, "fill_inodes": FILL_INODES,
-           "kernel_links": KERNEL_LINKS}
+           "kernel_links": KERNEL_LINKS, "kernel_tricks": KERNEL_TRICKS}
 # A fair instructor's grade: attack code is no answer (0); the one that also answers is screened for nothing
 # it may not do, so it keeps its points; a kernel that killed itself has nothing to grade.
 SCORES = {name: {"test_value": 0, "test_type": 0} for name in ATTACKS}
-SCORES["kernel_links"] = {"test_value": 2, "test_type": 1}
+SCORES["kernel_links"] = SCORES["kernel_tricks"] = {"test_value": 2, "test_type": 1}
 SCORES["neighbour"] = SCORES["submitted_links"] = {"test_value": 2, "test_type": 1}
 
 
@@ -287,6 +310,8 @@ def test_links_never_reach_outside_the_submission(graded):
             assert not {"gradebook.txt", "source", "other.ipynb", "shadow.txt", "hardlink-gradebook.db"} & set(left)
             kernel = course / kind / "kernel_links" / "tiny"
             assert not any(p.is_symlink() for p in kernel.iterdir()), kind
+            tricks = course / kind / "kernel_tricks" / "tiny"
+            assert unsafe_entries(tricks) == [], kind  # "closed" stays only where the grader can list it: root
         kept = course / "quarantine" / "submitted_links" / "tiny"  # moved aside, never lost
         assert sorted(p.name for p in kept.iterdir()) == [
             "gradebook.txt", "hardlink-gradebook.db", "other.ipynb", "shadow.txt", "source"]
