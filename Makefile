@@ -31,9 +31,10 @@ bwrap:
 mnist: setup
 	$(BIN)/course fetch-mnist
 
-# Regenerate release/ (the student versions) from source/.
+# Regenerate release/ (the student versions) from source/ and record what it holds (released.json: `course
+# grade` refuses to grade against a source changed since).
 release: setup
-	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
+	$(BIN)/course release
 
 # Generate the release, autograde the sample class in submitted/, write feedback/ and grades.csv, print grades.
 # The sample class has deliberately stuck submissions: short limits (a real class: the defaults, 600 s per

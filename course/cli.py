@@ -1,6 +1,6 @@
 """The instructor's command line, ``course``: one subcommand per module of this package; this is only glue.
 
-    course fetch-mnist | grade | calibrate | sweep | install-sandbox
+    course fetch-mnist | release | grade | report | calibrate | sweep | install-sandbox
 
 Each subcommand calls its module's keyword-only ``main``; a ``CourseError`` (or ``data.MnistError``) becomes
 ``error: <message>`` on stderr and exit code 2.
@@ -51,7 +51,20 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--cell-timeout", type=int, default=None,
                        help="seconds per cell before nbgrader interrupts it (default: nbgrader_config.py's)")
     grade.add_argument("--serial", action="store_true", help="plain `nbgrader autograde`, one student at a time")
+    grade.add_argument("--student", help="regrade only this student (the others' grades are kept)")
+    grade.add_argument("--regrade-changed-source", action="store_true",
+                       help="grade against source/ even though it changed since `course release`")
     grade.set_defaults(run=lambda **a: import_module("course.grade").main(**a))
+
+    handout = commands.add_parser("release", help="generate release/ and record what it holds (released.json)")
+    handout.add_argument("assignments", nargs="*", help=f"the assignments to release {every}")
+    handout.add_argument("--course", default=".", help="the course folder (default: here)")
+    handout.set_defaults(run=lambda **a: import_module("course.release").main(**a))
+
+    report = commands.add_parser("report", help="write reports/<assignment>.html and grades_by_test.csv")
+    report.add_argument("assignments", nargs="*", help=f"the graded assignments to report on {every}")
+    report.add_argument("--course", default=".", help="the graded course folder (default: here)")
+    report.set_defaults(run=lambda **a: import_module("course.report").main(**a))
 
     calibrate = commands.add_parser("calibrate", help="measure expected values and tolerances")
     calibrate.add_argument("assignments", nargs="*", help=f"the assignments to measure {every}")

@@ -1,6 +1,7 @@
 """``course grade``: grade the class with plain nbgrader and print what happened.
 
-For each assignment it runs what an instructor would type:
+For each assignment it first checks that ``source/`` is still what was released (``course.release``),
+then runs what an instructor would type:
 
     nbgrader generate_assignment A --force   # refresh release/ and the gradebook from source/
     nbgrader autograde A --force             # every student in submitted/
@@ -9,21 +10,24 @@ For each assignment it runs what an instructor would type:
 
 except that the autograde step runs the students on N Dask workers with a progress bar (``course.parallel``,
 the same gradebook as the serial command); ``serial`` runs the plain command instead. Then it prints the
-grade table of ``course.report``.
+grade table (``course.report.table``) and writes the class report (``course.report``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
-from course import report, sandbox
+from course import release, sandbox
+from course import report as class_report
+from course.report import table as grade_table
 from course.runner import CourseError, gradebook, nbgrader, students, unsafe_entries
 
 
-def record_ungradable(course: Path, assignment: str) -> list[str]:
+def record_ungradable(course: Path, assignment: str, only: list[str] | None = None) -> list[str]:
     """Give 0 to every test nbgrader could not grade, as nbgrader itself does for a missing notebook: all
     tests of a submission without a gradable notebook (none handed in, or not a notebook), so the student is
     in the gradebook, grades.csv and the table instead of silently absent; and a test cell the student
@@ -33,7 +37,7 @@ def record_ungradable(course: Path, assignment: str) -> list[str]:
 
     found = []
     with gradebook(course) as book:
-        for student in students(course, assignment):
+        for student in only or students(course, assignment):
             book.update_or_create_student(student)
             try:
                 submission = book.find_submission(assignment, student)
@@ -51,12 +55,12 @@ def record_ungradable(course: Path, assignment: str) -> list[str]:
     return found
 
 
-def quarantine_links(course: Path, assignment: str) -> list[str]:
+def quarantine_links(course: Path, assignment: str, only: list[str] | None = None) -> list[str]:
     """Move every link, hard link and special file out of the students' folders into ``quarantine/`` (kept as
     they are, nothing followed), before nbgrader copies the folders with the grader's rights, following
     links. Returns what was moved."""
     moved = []
-    for student in students(course, assignment):
+    for student in only or students(course, assignment):
         folder = course / "submitted" / student / assignment
         for path, why in unsafe_entries(folder):
             target = course / "quarantine" / student / assignment / path.relative_to(folder)
@@ -76,13 +80,30 @@ def sandbox_ready() -> None:
                           "`sudo apt-get install -y bubblewrap` (or COURSE_SANDBOX=off to grade without it, unsafe)")
 
 
+def forget_cost(course: Path, assignment: str, only: list[str] | None) -> None:
+    """A serial run records no grading cost: drop the parallel run's records of the students it regraded."""
+    path = course / "logs" / f"jobs-{assignment}.json"
+    if only and path.exists():
+        path.write_text(json.dumps({s: j for s, j in json.loads(path.read_text()).items() if s not in only}))
+    else:
+        path.unlink(missing_ok=True)
+
+
 def main(*, course: str, assignments: list[str], workers: int | None = None, scheduler: str | None = None,
-         timeout: float = 1800, cell_timeout: int | None = None, serial: bool = False) -> int:
-    """Generate, autograde (on ``workers`` Dask workers, or serially with plain nbgrader), write feedback,
-    export grades.csv and print the table."""
+         timeout: float = 1800, cell_timeout: int | None = None, serial: bool = False, student: str | None = None,
+         regrade_changed_source: bool = False) -> int:
+    """Check that ``source/`` is what was released, generate, autograde (on ``workers`` Dask workers, or
+    serially with plain nbgrader; every student, or only ``student``), write feedback, export grades.csv,
+    print the table and write the class report."""
     from course.parallel import dask_client, grade_assignment
 
     course = Path(course).resolve()
+    only = [student] if student else None
+    for assignment in assignments:
+        if student and not (course / "submitted" / student / assignment).is_dir():
+            raise CourseError(f"no submitted/{student}/{assignment}: {student} handed nothing in for {assignment}")
+        release.check(course, assignment, regrade_changed_source)
+    one = ["--student", student] if student else []
     sandbox_ready()
     workers = workers or os.cpu_count() or 1
     extra = [f"--Execute.timeout={cell_timeout}"] if cell_timeout else []
@@ -93,20 +114,23 @@ def main(*, course: str, assignments: list[str], workers: int | None = None, sch
         # Threads per kernel: the machine's cores shared among the local workers; a cluster's workers decide.
         threads = None if serial or scheduler or workers == 1 else max(1, (os.cpu_count() or 1) // workers)
         for assignment in assignments:
-            quarantine_links(course, assignment)
+            quarantine_links(course, assignment, only)
             nbgrader(course, "generate_assignment", assignment, "--force")
             if serial:
                 # nbgrader exits 1 when a submission cannot be graded (e.g. not a notebook); the others are
                 # graded all the same, and the table says which one and why
-                nbgrader(course, "autograde", assignment, "--force", *extra, check=False)
+                nbgrader(course, "autograde", assignment, "--force", *one, *extra, check=False)
+                forget_cost(course, assignment, only)
             else:
                 print(f"$ autograde {assignment} on {workers} Dask workers"
                       f"{f' ({threads} thread per kernel)' if threads else ''}", flush=True)
-                run = grade_assignment(course, assignment, client, workers, threads, timeout, extra)
+                run = grade_assignment(course, assignment, client, workers, threads, timeout, extra, only)
                 stopped.update({(s, assignment): j.reason for s, j in run.jobs.items() if j.status != "ok"})
-            record_ungradable(course, assignment)
-            nbgrader(course, "generate_feedback", assignment, "--force")
+            record_ungradable(course, assignment, only)
+            nbgrader(course, "generate_feedback", assignment, "--force", *one)
     nbgrader(course, "export")
-    print("\n" + report.table(report.rows(course, assignments, stopped)))
-    print(f"\ngrades.csv, autograded/ and feedback/ written in {course}")
+    rows = [r for r in grade_table.rows(course, assignments, stopped) if not student or r.student == student]
+    print("\n" + grade_table.table(rows) + "\n")
+    class_report.write(course, assignments)
+    print(f"\ngrades.csv, grades_by_test.csv, reports/, autograded/ and feedback/ written in {course}")
     return 0

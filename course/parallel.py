@@ -167,6 +167,7 @@ class JobResult:
     reason: str = ""
     seconds: float = 0.0
     peak_kernel_mb: float = 0.0
+    worker: str = ""  # the Dask worker's address
     notebooks: dict[str, bytes] = field(default_factory=dict, repr=False)  # the executed notebooks by file name
     log: str = field(default="", repr=False)
 
@@ -182,7 +183,7 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
         run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
                            *extra], root, env, timeout)
         result = JobResult(student, "ok", seconds=round(run.seconds, 1), peak_kernel_mb=run.peak_kernel_mb,
-                           log=run.output[-4000:])
+                           worker=_worker_address(), log=run.output[-4000:])
         if run.returncode is None:
             result.status, result.reason = "timeout", f"grading stopped after the wall-time limit of {timeout:g} s"
         elif run.returncode != 0:
@@ -192,6 +193,15 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
             result.notebooks = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")
                                 if p.is_file() and not p.is_symlink()}
         return result
+
+
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # not on a Dask worker (a direct call)
+        return ""
 
 
 def _last_error(log: str) -> str:
@@ -205,11 +215,13 @@ def _last_error(log: str) -> str:
 
 # --- replaying the workers' outputs in the course: the single gradebook writer -------------------------------
 
-def replay(course: Path, assignment: str, folder: Path) -> subprocess.CompletedProcess:
-    """Write the gradebook, autograded/ and the scores: one ``nbgrader autograde --force`` that replays."""
+def replay(course: Path, assignment: str, folder: Path, only: list[str] | None = None
+           ) -> subprocess.CompletedProcess:
+    """Write the gradebook, autograded/ and the scores: one ``nbgrader autograde --force`` that replays (for
+    every student, or ``only`` this one)."""
     code = "import sys; from course.parallel import replay_main; sys.exit(replay_main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, assignment, str(folder)], cwd=course, env=nbgrader_env(),
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code, assignment, str(folder), *(only or [])], cwd=course,
+                          env=nbgrader_env(), capture_output=True, text=True)
 
 
 def replay_main(argv: list[str]) -> int:
@@ -221,9 +233,9 @@ def replay_main(argv: list[str]) -> int:
 
     from course.preprocessors import ReplayExecution
 
-    assignment, folder = argv
+    assignment, folder, *only = argv
     app = AutogradeApp()
-    app.initialize([assignment, "--force"])
+    app.initialize([assignment, "--force", *(["--student", only[0]] if only else [])])
     configured = app.config.Autograde.get("autograde_preprocessors")  # the course's own list, if it has one
     preprocessors = configured or Autograde.class_traits()["autograde_preprocessors"].default()
     is_execute = [isinstance(p, type) and issubclass(p, Execute) for p in preprocessors]
@@ -294,13 +306,13 @@ class AssignmentRun:
 
 
 def grade_assignment(course: Path, assignment: str, client, workers: int, threads: int | None,
-                     timeout: float, extra: list[str] | None = None) -> AssignmentRun:
-    """Autograde every student of ``submitted/`` for one assignment on the Dask client; write the course's
-    gradebook and autograded/ through ``replay``."""
+                     timeout: float, extra: list[str] | None = None, only: list[str] | None = None) -> AssignmentRun:
+    """Autograde every student of ``submitted/`` (or ``only`` these) for one assignment on the Dask client;
+    write the course's gradebook and autograded/ through ``replay``."""
     with tempfile.TemporaryDirectory(prefix=f"parallel-{assignment}-") as scratch:
         executed = Path(scratch) / "executed"
         jobs = run_jobs(course, assignment, client, Path(scratch), f"{assignment}: {workers} workers",
-                        threads=threads, timeout=timeout, extra=tuple(extra or ()))
+                        threads=threads, timeout=timeout, extra=tuple(extra or ()), only=only)
         for job in jobs.values():
             (executed / job.student).mkdir(parents=True)
             for name, data in job.notebooks.items():
@@ -308,12 +320,17 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
         (executed / JOBS_FILE).write_text(json.dumps({s: {"status": j.status, "reason": j.reason}
                                                       for s, j in jobs.items()}))
         start = time.monotonic()
-        done = replay(course, assignment, executed)
+        done = replay(course, assignment, executed, only)
         seconds = round(time.monotonic() - start, 1)
     print(f"{assignment}: {len(jobs)} submissions written to the gradebook by one nbgrader process in "
           f"{seconds:.1f} s", flush=True)
     (course / "logs").mkdir(exist_ok=True)
     log = course / "logs" / f"autograde-{assignment}.log"
+    cost = course / "logs" / f"jobs-{assignment}.json"  # the grading cost, for ``course report``
+    kept = json.loads(cost.read_text()) if only and cost.exists() else {}  # the students not regraded now
+    kept.update({s: {"status": j.status, "reason": j.reason, "seconds": j.seconds, "peak_kernel_mb": j.peak_kernel_mb,
+                     "worker": j.worker} for s, j in jobs.items()})
+    cost.write_text(json.dumps(dict(sorted(kept.items())), indent=1))
     log.write_text("".join(f"===== {s} ({j.status}, {j.seconds} s)\n{j.log}\n" for s, j in sorted(jobs.items()))
                    + "===== replay\n" + done.stdout + done.stderr)
     if done.returncode != 0:
@@ -321,15 +338,17 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
     return AssignmentRun(jobs, seconds)
 
 
-def run_jobs(course: Path, assignment: str, client, scratch: Path, label: str, **options) -> dict[str, JobResult]:
-    """Submit one job per student, collect the results as they finish, with progress."""
+def run_jobs(course: Path, assignment: str, client, scratch: Path, label: str, only: list[str] | None = None,
+             **options) -> dict[str, JobResult]:
+    """Submit one job per student (of ``submitted/``, or ``only`` these), collect the results as they finish,
+    with progress."""
     from distributed import as_completed
 
     empty = empty_gradebook(course, scratch / "gradebook.db")
     futures = {client.submit(grade_one, job_bundle(course, empty, assignment, s), assignment, s,
                              options["threads"], options["timeout"], options["extra"], pure=False, retries=1,
                              key=f"autograde-{assignment}-{s}-{time.time_ns()}"): s
-               for s in students(course, assignment)}
+               for s in only or students(course, assignment)}
     progress, stop, jobs = Progress(len(futures), label), threading.Event(), {}
     threading.Thread(target=progress.tick, args=(stop,), daemon=True).start()
     try:

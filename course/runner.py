@@ -70,13 +70,15 @@ def students(course: Path, assignment: str) -> list[str]:
 
 def scratch_course(target: Path, source: Path = ROOT, submitted: Path | None = None,
                    generate: list[str] | tuple[str, ...] = ()) -> Path:
-    """A copy of a course as an instructor has it before grading: ``nbgrader_config.py`` and ``source/`` of
-    ``source``, the student folders under ``submitted`` (a ``submitted/`` folder, or None for none), and
-    ``generate``'s assignments generated (``release/`` and the gradebook)."""
+    """A copy of a course as an instructor has it before grading: ``nbgrader_config.py``, ``source/`` and the
+    release record ``released.json`` of ``source``, the student folders under ``submitted`` (a ``submitted/``
+    folder, or None for none), and ``generate``'s assignments generated (``release/`` and the gradebook)."""
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(Path(source) / "nbgrader_config.py", target)
     shutil.copytree(Path(source) / "source", target / "source")
+    if (Path(source) / "released.json").exists():  # what was handed out (course.release)
+        shutil.copy(Path(source) / "released.json", target)
     if submitted is not None:
         shutil.copytree(submitted, target / "submitted", symlinks=True)
     for assignment in generate:

@@ -229,3 +229,20 @@ def test_formgrader_lists_the_graded_class(page, lab):
         rows = [[cell.strip() for cell in line.split("\t")] for line in page.locator("table").inner_text().splitlines()]
         scores = {row[1]: row[2] for row in rows[1:] if len(row) > 2}
         assert scores == {s: f"{sum(CLASS[s][assignment].scores.values()):g} / 10" for s in students}
+
+
+@pytest.mark.parametrize("assignment", ["batchnorm", "shuffle"])
+def test_class_report_renders_offline(page, lab, assignment):
+    """The class report opens from the file, with no server, and every figure has rendered."""
+    report = lab["root"] / "reports" / f"{assignment}.html"
+    context = page.context
+    context.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "data:"))
+                  else route.continue_())  # offline: anything fetched from the network would fail
+    page.goto(report.as_uri())
+    page.wait_for_load_state("load")
+    images = page.evaluate("() => [...document.images].map(i => [i.alt, i.complete, i.naturalWidth])")
+    assert len(images) == 4 and all(complete and width > 100 for _, complete, width in images), images
+    assert page.locator("h1").inner_text() == f"Class report: {assignment}"
+    # the student-facing docstrings, in Korean, in the test table
+    assert "확인합니다" in page.locator("table").nth(0).inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"report-{assignment}.png"), full_page=True)

@@ -116,3 +116,68 @@ def test_escape_attempts_in_the_real_pipeline_stay_in_the_sandbox(graded_course)
     assert [path for path in done.stdout.splitlines() if not path.startswith(own)] == []
     notebook = graded_course / "autograded" / "hostile_escape" / "batchnorm" / "batchnorm.ipynb"
     assert "processes seen: [1, 2" in notebook.read_text()
+
+
+# --- the class report (`course report`, written at the end of `course grade`) ---
+
+@pytest.mark.parametrize("assignment", ["batchnorm", "shuffle"])
+def test_report_numbers_match_the_gradebook(graded_course, assignment):
+    from course.report.collect import collect
+
+    report = collect(graded_course, assignment)
+    expected = {s: a[assignment] for s, a in CLASS.items() if assignment in a}
+    assert {s.name: s.scores for s in report.students} == {s: sub.scores for s, sub in expected.items()}
+    totals = [sum(sub.scores.values()) for sub in expected.values()]
+    assert report.summary()["count"] == len(expected)
+    assert report.summary()["zero"] == totals.count(0) and report.summary()["full"] == totals.count(10)
+    points = {t.name: t.points for t in report.tests}
+    assert report.pass_counts() == {t: sum(sub.scores[t] == points[t] for sub in expected.values()) for t in points}
+    page = (graded_course / "reports" / f"{assignment}.html").read_text()
+    for test, passed in report.pass_counts().items():
+        assert f"<td>{test}</td>" in page and f"{passed}/{len(expected)}" in page
+
+
+def test_report_groups_failures_and_lists_who_needs_a_human(graded_course):
+    from course.report.collect import collect
+
+    report = collect(graded_course, "batchnorm")
+    groups = {reason: names for reason, _, names in report.failure_groups()}
+    structure = next(names for reason, names in groups.items() if "모델의 층 구성이 과제와 다릅니다" in reason)
+    assert {"no_bn", "bn_after_pool", "hostile_hardcoded_line"} <= set(structure)
+    human = {(name, kind) for name, kind, _ in report.needs_human()}
+    ungradable = {s for s, a in CLASS.items() if a.get("batchnorm") and a["batchnorm"].ungradable}
+    assert {name for name, kind in human if kind == "ungradable"} == ungradable
+    assert {name for name, kind in human if kind == "tampering suspected"} == {
+        "hostile_monkeypatch", "hostile_swallow_errors"}
+    assert ("hostile_extra_notebook", "files to look at") in human
+    assert not {name for name, kind in human if kind == "values just outside the band"}  # none in this class
+
+
+def test_report_validity_values_come_from_the_graded_notebooks(graded_course):
+    from course.report.collect import collect
+
+    batchnorm = {s.name: s for s in collect(graded_course, "batchnorm").students}
+    reference = batchnorm["reference"].measured
+    assert reference["test_loss"].outside_by() == 0 and reference["test_acc"].outside_by() == 0
+    # the value the hidden test judged is the one the graded line printed (rounded to 2 places)
+    printed = (graded_course / "autograded" / "reference" / "batchnorm" / "batchnorm.ipynb").read_text()
+    assert f"{reference['test_loss'].value:g}" in printed
+    # a model without BN is measured all the same, and lies outside the band: the scatter shows why it failed
+    assert batchnorm["no_bn"].measured["test_loss"].outside_by() > 0
+    assert {"test_loss", "test_acc"} <= set(batchnorm["no_bn"].measured)  # both recorded before either is judged
+    shuffle = {s.name: s for s in collect(graded_course, "shuffle").students}
+    assert len(shuffle["reference"].measured["shuffle_loss"].value) == 5
+    assert shuffle["flags_swapped"].measured["no_shuffle_loss"].outside_by() > 0
+
+
+def test_grades_by_test_csv_matches_the_gradebook(graded_course):
+    with open(graded_course / "grades_by_test.csv", encoding="utf-8") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(CLASS)
+    for student, assignments in CLASS.items():
+        for assignment, submission in assignments.items():
+            for test, score in submission.scores.items():
+                assert float(rows[student][f"{assignment}/{test}"]) == score, (student, test)
+            assert float(rows[student][f"{assignment}/total"]) == sum(submission.scores.values())
+    assert rows["no_bn"]["shuffle/reason"] == "nothing handed in"
+    assert "모델의 층 구성이 과제와 다릅니다" in rows["no_bn"]["batchnorm/reason"]

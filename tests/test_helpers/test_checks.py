@@ -84,6 +84,17 @@ def test_curve_check_reports_the_epochs_that_are_off():
         checks.curve_close_to_expected("results_shuffle", curve[:3], "shuffle", "shuffle_loss")
 
 
+def test_values_are_recorded_for_the_feedback_before_they_are_judged(capsys):
+    """Outside a kernel the record is its text line; in one it is a display with the JSON the report reads."""
+    checks.record_values("batchnorm", test_loss=0.2, test_acc=0.97)
+    checks.record_values("shuffle", shuffle_loss=(0.5, 0.2, 0.1, 0.08, 0.05))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["측정값 test_loss: 0.2 (기대값 0.08, 허용 오차 ±0.01)",
+                     "측정값 test_acc: 0.97 (기대값 0.97, 허용 오차 ±0.01)",
+                     "측정값 shuffle_loss: 0.5, 0.2, 0.1, 0.08, 0.05 (기대값 0.4255, 0.2052, 0.1247, 0.0809, 0.0528, "
+                     "허용 오차 ±0.05)"]
+
+
 def test_history_check_wants_a_real_fit():
     fake = keras.callbacks.History()
     fake.history = {"loss": [1.0] * 5}
