@@ -6,9 +6,29 @@ course must render the same on every student's machine.
 
 from __future__ import annotations
 
+import os
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def grading() -> bool:
+    """True while nbgrader runs the notebook (autograde, or the Validate button: it sets
+    ``NBGRADER_EXECUTION``). The lessons then skip what no test reads: comparisons, recordings, figures."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def skipped(what: str) -> None:
+    """In place of a skipped comparison or figure: say that it was skipped at grading, and how to see it."""
+    print(f"[채점 중에는 건너뜀] {what}: 채점과 관계없는 부분이라 채점할 때에는 실행하지 않았습니다. "
+          "보려면 노트북을 직접 실행하세요 (Run All).")
+
+
+def unless_grading(callbacks: list) -> list:
+    """The recorders when a person runs the notebook; none while nbgrader grades it. Recording never changes
+    what training computes, so the graded values are the same either way."""
+    return [] if grading() else list(callbacks)
 
 
 class LossRecorder(keras.callbacks.Callback):
