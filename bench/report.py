@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import math
 import os
 import platform
@@ -25,7 +24,7 @@ import warnings
 from pathlib import Path
 
 from course import report
-from course.runner import ROOT, assignments, gradebook, students
+from course.runner import ROOT, assignments, gradebook, load_costs, save_costs, students
 
 
 def copy_class(source: Path, target: Path, size: int) -> int:
@@ -39,8 +38,7 @@ def copy_class(source: Path, target: Path, size: int) -> int:
     with gradebook(target) as book:
         for assignment in assignments(source):
             originals = {s.student_id: s for s in book.assignment_submissions(assignment)}
-            jobs_file = target / "logs" / f"jobs-{assignment}.json"
-            jobs = json.loads(jobs_file.read_text()) if jobs_file.exists() else {}
+            jobs = load_costs(target, assignment)
             for name in names:
                 if name not in originals:
                     continue
@@ -60,8 +58,7 @@ def copy_class(source: Path, target: Path, size: int) -> int:
                     if name in jobs:
                         jobs[new] = jobs[name]
                 book.remove_submission(assignment, name)
-            if jobs:
-                jobs_file.write_text(json.dumps(jobs))
+            save_costs(target, assignment, jobs)
         book.db.commit()
     return copies * len(names)
 

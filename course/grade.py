@@ -15,7 +15,6 @@ grade table (``course.report.table``) and writes the class report (``course.repo
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import nullcontext
@@ -24,7 +23,7 @@ from pathlib import Path
 from course import release, sandbox
 from course import report as class_report
 from course.report import table as grade_table
-from course.runner import CourseError, gradebook, nbgrader, students, unsafe_entries
+from course.runner import CourseError, gradebook, nbgrader, save_costs, students, unsafe_entries
 
 
 def record_ungradable(course: Path, assignment: str, only: list[str] | None = None) -> list[str]:
@@ -80,15 +79,6 @@ def sandbox_ready() -> None:
                           "`sudo apt-get install -y bubblewrap` (or COURSE_SANDBOX=off to grade without it, unsafe)")
 
 
-def forget_cost(course: Path, assignment: str, only: list[str] | None) -> None:
-    """A serial run records no grading cost: drop the parallel run's records of the students it regraded."""
-    path = course / "logs" / f"jobs-{assignment}.json"
-    if only and path.exists():
-        path.write_text(json.dumps({s: j for s, j in json.loads(path.read_text()).items() if s not in only}))
-    else:
-        path.unlink(missing_ok=True)
-
-
 def main(*, course: str, assignments: list[str], workers: int | None = None, scheduler: str | None = None,
          timeout: float = 1800, cell_timeout: int | None = None, serial: bool = False, student: str | None = None,
          regrade_changed_source: bool = False) -> int:
@@ -120,7 +110,7 @@ def main(*, course: str, assignments: list[str], workers: int | None = None, sch
                 # nbgrader exits 1 when a submission cannot be graded (e.g. not a notebook); the others are
                 # graded all the same, and the table says which one and why
                 nbgrader(course, "autograde", assignment, "--force", *one, *extra, check=False)
-                forget_cost(course, assignment, only)
+                save_costs(course, assignment, {}, only)  # a serial run records no cost
             else:
                 print(f"$ autograde {assignment} on {workers} Dask workers"
                       f"{f' ({threads} thread per kernel)' if threads else ''}", flush=True)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course.preprocessors.replay_execution import JOBS_FILE
-from course.runner import CourseError, gradebook, nbgrader_env, students, unsafe_entries
+from course.runner import CourseError, gradebook, kill_below, nbgrader_env, save_costs, students, unsafe_entries
 
 # --- running one command and watching its processes ---------------------------------------------------
 
@@ -70,25 +70,12 @@ def run_watched(command: list[str], cwd: Path, env: dict, timeout: float) -> Wat
             except subprocess.TimeoutExpired:
                 peak = max([peak] + kernel_rss_mb(psutil, process.pid))
         if returncode is None:  # the kernels' launchers run in sessions of their own: kill the whole tree
-            kill_tree(psutil, process.pid)
+            kill_below(process.pid)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.seek(0)
         output = log.read().decode(errors="replace")
     return Watched(returncode, output, time.monotonic() - start, round(peak, 1))
-
-
-def kill_tree(psutil, pid: int) -> None:
-    """SIGKILL every process below ``pid`` (a sandbox launcher's bwrap then takes its sandbox with it)."""
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
 
 
 def kernel_rss_mb(psutil, pid: int) -> list[float]:
@@ -326,11 +313,9 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
           f"{seconds:.1f} s", flush=True)
     (course / "logs").mkdir(exist_ok=True)
     log = course / "logs" / f"autograde-{assignment}.log"
-    cost = course / "logs" / f"jobs-{assignment}.json"  # the grading cost, for ``course report``
-    kept = json.loads(cost.read_text()) if only and cost.exists() else {}  # the students not regraded now
-    kept.update({s: {"status": j.status, "reason": j.reason, "seconds": j.seconds, "peak_kernel_mb": j.peak_kernel_mb,
-                     "worker": j.worker} for s, j in jobs.items()})
-    cost.write_text(json.dumps(dict(sorted(kept.items())), indent=1))
+    save_costs(course, assignment, {s: {"status": j.status, "reason": j.reason, "seconds": j.seconds,
+                                        "peak_kernel_mb": j.peak_kernel_mb, "worker": j.worker}
+                                    for s, j in jobs.items()}, only)  # for ``course report``
     log.write_text("".join(f"===== {s} ({j.status}, {j.seconds} s)\n{j.log}\n" for s, j in sorted(jobs.items()))
                    + "===== replay\n" + done.stdout + done.stderr)
     if done.returncode != 0:

@@ -1,11 +1,13 @@
 """What every instructor command needs, each written once: nbgrader's environment, running nbgrader, opening
-the gradebook, the course's assignments, a scratch copy of a course, and the error the CLI reports.
+the gradebook, the course's assignments, a scratch copy of a course, the grading-cost records, killing a
+process tree, and the error the CLI reports.
 
 Library code raises ``CourseError``; only ``course.cli`` turns it into a message and an exit code.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -133,3 +135,41 @@ def remove(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], capture_output=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def costs_file(course: Path, assignment: str) -> Path:
+    """What grading cost per submission (seconds, peak kernel memory, worker), written by a parallel run."""
+    return Path(course) / "logs" / f"jobs-{assignment}.json"
+
+
+def load_costs(course: Path, assignment: str) -> dict[str, dict]:
+    path = costs_file(course, assignment)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_costs(course: Path, assignment: str, costs: dict[str, dict], only: list[str] | None = None) -> None:
+    """Replace the cost records with ``costs``; with ``only`` (a regrade of these students), replace only
+    theirs. A serial run records none (``costs`` empty): the regraded students' old records go."""
+    kept = {s: c for s, c in load_costs(course, assignment).items() if s not in only} if only else {}
+    kept.update(costs)
+    path = costs_file(course, assignment)
+    if kept:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(dict(sorted(kept.items())), indent=1))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def kill_below(pid: int) -> None:
+    """SIGKILL every process below ``pid`` (a sandbox launcher's bwrap then takes its sandbox with it)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass

@@ -60,7 +60,7 @@ import tempfile
 from pathlib import Path
 
 import helpers
-from course.runner import unsafe_entries
+from course.runner import kill_below, unsafe_entries
 
 KERNEL_NAME = "course-sandbox"
 CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -273,7 +273,7 @@ async def serve(connection: dict, socket_prefix: str, command: list[str], env: d
                                                        preexec_fn=lambda: (processes.enter(), set_limits()))
         # Jupyter stops a kernel with SIGTERM when it does not answer a shutdown request: stop everything in
         # the sandbox, then return normally, so that the private folder is removed
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_all, process.pid)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, kill_below, process.pid)
         watchdog = asyncio.create_task(watch(process.pid, limits(), Path.cwd().resolve()))
         code = await process.wait()
         watchdog.cancel()
@@ -335,25 +335,10 @@ async def watch(pid: int, limit: dict, work: Path) -> None:
                 strip_set_id_bits(work)
             if why:
                 print(f"course-sandbox: {why}", file=sys.stderr, flush=True)
-                stop_all(pid)
+                kill_below(pid)  # bwrap then exits
                 return
     except (psutil.Error, asyncio.CancelledError):
         return
-
-
-def stop_all(pid: int) -> None:
-    """Kill bwrap's children (the kernel and whatever it started); bwrap then exits."""
-    import psutil
-
-    try:
-        processes = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
 
 
 def main(argv: list[str]) -> int:

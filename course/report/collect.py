@@ -18,7 +18,7 @@ from nbgrader.utils import is_grade
 from course.preprocessors.replay_execution import STOPPED
 from course.preprocessors.screen_student_code import TAMPERING
 from course.report.table import Row, rows
-from course.runner import gradebook, students
+from course.runner import load_costs, students
 from helpers import MEASURED_MIMETYPE
 
 KINDS = ("ungradable", "tampering suspected", "values just outside the band", "late", "files to look at")
@@ -51,19 +51,20 @@ class Measured:
 
 @dataclass
 class Student:
-    row: Row  # the grade table's row: score, failed tests with reasons, notes
-    scores: dict[str, float]  # test -> points given
+    row: Row  # the grade table's row: score and points per test, failed tests with reasons, notes, lateness
     measured: dict[str, Measured] = field(default_factory=dict)
     seconds: float | None = None  # grading time of the submission
     worker: str = ""
-    seconds_late: float = 0.0
-    penalty: float = 0.0
     graded: bool = True  # nbgrader wrote an autograded notebook
     stopped: str = ""  # why the grading job did not finish (parallel grading), "" if it did
 
     @property
     def name(self) -> str:
         return self.row.student
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return self.row.scores
 
     def passed(self, test: GradeCell) -> bool:
         return test.name not in self.row.failed
@@ -128,8 +129,9 @@ class ClassReport:
             near = self.near_miss(s)
             if near:
                 found.append((s.name, "values just outside the band", near))
-            if s.seconds_late > 0:
-                found.append((s.name, "late", f"{s.seconds_late / 3600:.1f} h late, penalty {s.penalty:g} points"))
+            if s.row.seconds_late > 0:
+                found.append((s.name, "late", f"{s.row.seconds_late / 3600:.1f} h late, "
+                                              f"penalty {s.row.penalty:g} points"))
             files = [n for n in s.row.notes if "quarantine" in n or "extra notebook" in n]
             if files:
                 found.append((s.name, "files to look at", "; ".join(files)))
@@ -209,20 +211,12 @@ def bands(assignment: str) -> dict[str, dict]:
 def collect(course: Path, assignment: str) -> ClassReport:
     """The class report of one graded assignment."""
     tests = tests_of(course, assignment)
-    jobs_file = course / "logs" / f"jobs-{assignment}.json"
-    jobs = json.loads(jobs_file.read_text()) if jobs_file.exists() else {}
+    max_score = sum(t.points for t in tests)
+    jobs = load_costs(course, assignment)
     stopped = {(name, assignment): job["reason"] for name, job in jobs.items() if job.get("status") != "ok"}
     found = []
-    with gradebook(course) as book:
-        max_score = book.find_assignment(assignment).max_score
-        late, scores = {}, {}
-        for submission in book.assignment_submissions(assignment):
-            late[submission.student_id] = (submission.total_seconds_late or 0.0, submission.late_submission_penalty
-                                           or 0.0)
-            scores[submission.student_id] = {g.name: g.score or 0.0 for nb in submission.notebooks for g in nb.grades}
-    graded = set(students(course, assignment)) if (course / "submitted").exists() else set()
     for row in rows(course, [assignment], stopped):
-        student = Student(row, scores.get(row.student, {}))
+        student = Student(row)
         notebooks = sorted((course / "autograded" / row.student / assignment).glob("*.ipynb"))
         student.graded = bool(notebooks)
         for path in notebooks:
@@ -233,11 +227,10 @@ def collect(course: Path, assignment: str) -> ClassReport:
         if job:
             student.seconds, student.worker = job.get("seconds"), job.get("worker", "")
             student.stopped = job.get("reason", "") if job.get("status") != "ok" else ""
-        student.seconds_late, student.penalty = late.get(row.student, (0.0, 0.0))
         found.append(student)
-    missing = graded - {s.name for s in found}
+    missing = set(students(course, assignment)) - {s.name for s in found}
     for name in sorted(missing):  # handed in, never reached the gradebook
-        found.append(Student(Row(name, assignment, 0.0, max_score, notes=["not in the gradebook: not graded"]), {},
+        found.append(Student(Row(name, assignment, 0.0, max_score, notes=["not in the gradebook: not graded"]),
                              graded=False))
     workers = len({job.get("worker") for job in jobs.values() if job.get("worker")})
     return ClassReport(assignment, tests, found, bands(assignment), max_score, workers)

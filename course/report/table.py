@@ -22,6 +22,9 @@ class Row:
     max_score: float
     failed: dict[str, str] = field(default_factory=dict)  # test cell -> first line of its error ("" if none)
     notes: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)  # test cell -> points given
+    seconds_late: float = 0.0
+    penalty: float = 0.0
 
 
 def failures(notebook_path: Path) -> dict[str, str]:
@@ -83,7 +86,10 @@ def rows(course: Path, assignments: list[str], stopped: dict | None = None) -> l
             for submission in book.assignment_submissions(assignment):
                 student = submission.student_id
                 row = Row(student, assignment, submission.score, submission.max_score,
-                          notes=handed_in(course, student, assignment, names))
+                          notes=handed_in(course, student, assignment, names),
+                          scores={g.name: g.score or 0.0 for nb in submission.notebooks for g in nb.grades},
+                          seconds_late=submission.total_seconds_late or 0.0,
+                          penalty=submission.late_submission_penalty or 0.0)
                 for notebook in submission.notebooks:
                     path = course / "autograded" / student / assignment / f"{notebook.name}.ipynb"
                     if path.exists():

@@ -23,9 +23,10 @@ VALUE_ERROR = "AssertionError: round(test_loss, 2)이(가) 범위를 벗어났�
 def student(name, score, failed=None, notes=None, loss=0.08, acc=0.97, seconds=10.0, late=0.0, graded=True):
     values = {} if loss is None else {"test_loss": Measured("test_loss", loss, 0.08, 0.01),
                                       "test_acc": Measured("test_acc", acc, 0.97, 0.01)}
-    row = Row(name, "bn", score, 5, failed=failed or {}, notes=notes or [])
-    scores = {t.name: (0 if t.name in row.failed else t.points) for t in TESTS}
-    return Student(row, scores, values, seconds, "tcp://w1", late, 1.0 if late else 0.0, graded=graded)
+    failed = failed or {}
+    row = Row(name, "bn", score, 5, failed=failed, notes=notes or [], seconds_late=late, penalty=1.0 if late else 0.0,
+              scores={t.name: (0 if t.name in failed else t.points) for t in TESTS})
+    return Student(row, values, seconds, "tcp://w1", graded=graded)
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_terminal_summary(report, tmp_path):
 
 def test_csv_has_one_row_per_student_and_one_column_per_test(report, tmp_path):
     other = ClassReport("sh", [GradeCell("test_flags", 2, "", False)], [student("ada", 2)], {}, 2)
-    other.students[0].scores = {"test_flags": 2}
+    other.students[0].row.scores = {"test_flags": 2}
     write_csv([report, other], tmp_path / "by_test.csv")
     with open(tmp_path / "by_test.csv", encoding="utf-8") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
