@@ -34,10 +34,14 @@ def lenet_source(bn_after: str = "conv", first_extra: str = "", style: str = "ad
     return "utils.set_random_seed(1)\nmodel = models.Sequential()\n" + "".join(f"model.add({b})\n" for b in body)
 
 
+# The given first line of each shuffle answer cell: every run of the cell starts from a fresh model.
+FRESH_MODEL = "model = build_model()  # 주어진 코드: 같은 초기 가중치의 새 모델에서 시작합니다.\n"
+
+
 def fit_sources(no_shuffle: str, shuffle: str) -> dict:
-    """The shuffle answer cells with the given ``fit`` arguments."""
-    return {"fit_no_shuffle": f"results_no_shuffle = model.fit({no_shuffle})",
-            "fit_shuffle": f"results_shuffle = model.fit({shuffle})"}
+    """The shuffle answer cells with the given ``fit`` arguments (the given fresh-model line kept)."""
+    return {"fit_no_shuffle": f"{FRESH_MODEL}results_no_shuffle = model.fit({no_shuffle})",
+            "fit_shuffle": f"{FRESH_MODEL}results_shuffle = model.fit({shuffle})"}
 
 
 def fits(epochs: int = 5, no_shuffle: str = ", shuffle=False", shuffle: str = ", shuffle=True") -> dict:
@@ -96,10 +100,11 @@ VARIANTS: dict[str, dict[str, Variant]] = {
         "keywords and batch_size=32": Variant(fit_sources(
             "x=train_images, y=train_labels, batch_size=32, epochs=5, shuffle=False",
             "x=train_images, y=train_labels, batch_size=32, epochs=5, shuffle=True"), calibrate=True),
-        "renamed History": Variant({"fit_no_shuffle": "history = model.fit(train_images, train_labels, epochs=5, "
-                                                      "shuffle=False)\nresults_no_shuffle = history",
-                                    "fit_shuffle": "history = model.fit(train_images, train_labels, epochs=5, "
-                                                   "shuffle=True)\nresults_shuffle = history"}),
+        "renamed History": Variant({
+            "fit_no_shuffle": FRESH_MODEL + "history = model.fit(train_images, train_labels, epochs=5, shuffle=False)\n"
+                                            "results_no_shuffle = history",
+            "fit_shuffle": FRESH_MODEL + "history = model.fit(train_images, train_labels, epochs=5, shuffle=True)\n"
+                                         "results_shuffle = history"}),
         "shuffle=0 / shuffle=1": Variant(fits(no_shuffle=", shuffle=0", shuffle=", shuffle=1")),
         "verbose=2 and a cell added": Variant(fits(no_shuffle=", shuffle=False, verbose=2",
                                                    shuffle=", shuffle=True, verbose=2"),

@@ -26,7 +26,7 @@ from helpers import MEASURED_MIMETYPE
 
 EXPECTED_FILE = Path(__file__).with_name("expected.json")
 
-# The deepened LeNet of the batchnorm lesson, with BN after each of the three convolutions.
+# LeNet-5 (C1-S2-C3-S4-C5-F6-output) as the lessons build it, with BN after each of the three convolutions.
 BN_LENET = [
     ("Conv2D", {"filters": 6, "kernel_size": (5, 5), "strides": (1, 1), "activation": "tanh"}),
     ("BatchNormalization", {}),
@@ -76,6 +76,38 @@ def layer_kinds(model) -> list[str]:
     return [type(layer).__name__ for layer in model.layers if type(layer).__name__ != "InputLayer"]
 
 
+PASSED = "공개 점검 통과 — 숨은 테스트는 채점 때 실행됩니다."
+
+
+def public_passed() -> None:
+    """The last line of a public self-check: say plainly that it passed (silence reads as "all passed")."""
+    print(PASSED)
+
+
+def bare_layer_calls(sources, name: str = "BatchNormalization") -> int:
+    """How many statements in the given cell sources (IPython's ``In``) only create a ``name`` layer, as in
+    ``layers.BatchNormalization()`` on its own line: the layer is made and thrown away, never added."""
+    count = 0
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            call = node.value if isinstance(node, ast.Expr) else None
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", getattr(call.func, "id", None)) == name:
+                count += 1
+    return count
+
+
+def _cell_sources() -> list[str]:
+    """The sources of the cells run so far in this kernel (empty outside IPython)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return list(shell.user_ns.get("In", [])) if shell is not None else []
+
+
 def bn_after_each_conv(model) -> None:
     """Public self-check: exactly three BN layers, each directly after one of the three Conv2D."""
     untouched()
@@ -84,12 +116,48 @@ def bn_after_each_conv(model) -> None:
     bns = [i for i, kind in enumerate(kinds) if kind == "BatchNormalization"]
     assert len(convs) == 3, (f"합성곱(Conv2D) 층은 3개여야 합니다. 지금은 {len(convs)}개입니다. "
                              "주어진 층을 지우지 마세요.")
+    if not bns and bare_layer_calls(_cell_sources()):
+        raise AssertionError("layers.BatchNormalization()만 쓰면 층이 만들어지기만 하고 모델에는 들어가지 않습니다. "
+                             "model.add(layers.BatchNormalization())처럼 model.add(...) 안에 넣으세요.")
     assert len(bns) == 3, (f"BatchNormalization 층은 3개여야 합니다. 지금은 {len(bns)}개입니다. "
-                           "세 합성곱 층 뒤에 하나씩 추가하세요.")
+                           "세 합성곱 층 뒤에 model.add(layers.BatchNormalization())를 하나씩 추가하세요.")
     following = kinds[1:] + [None]
     misplaced = [n + 1 for n, conv in enumerate(convs) if following[conv] != "BatchNormalization"]
     assert not misplaced, (f"{', '.join(map(str, misplaced))}번째 합성곱 층 바로 뒤에 BatchNormalization이 없습니다. "
                            "BN은 합성곱 바로 다음, 풀링(또는 Flatten) 앞에 와야 합니다.")
+
+
+def bn_added(model) -> None:
+    """Hidden tests, a gate: the points for a trained model's results are for the student's model, one with
+    BN in it; the given model without BN earns none of them."""
+    untouched()
+    assert "BatchNormalization" in layer_kinds(model), (
+        "모델에 BatchNormalization 층이 없습니다. 이 점수는 BN을 넣은 모델의 결과에만 주어집니다.")
+
+
+def given_data(train_images, test_images, train_cnt: int, test_cnt: int) -> None:
+    """Hidden tests, a gate: the data is the given number of 32x32 images (the result is only comparable
+    on the same data)."""
+    untouched()
+    assert train_images.shape == (train_cnt, 32, 32, 1), (
+        f"train_images가 주어진 {train_cnt}장의 32x32 이미지가 아닙니다. 데이터 셀을 바꾸지 마세요.")
+    assert test_images.shape == (test_cnt, 32, 32, 1), (
+        f"test_images가 주어진 {test_cnt}장의 32x32 이미지가 아닙니다. 데이터 셀을 바꾸지 마세요.")
+
+
+def reported_honestly(test_loss, test_acc, fresh_loss: float, fresh_acc: float) -> None:
+    """Hidden tests, a gate: the printed results are ``model.evaluate``'s, not typed in."""
+    untouched()
+    assert abs(test_loss - fresh_loss) < 1e-5 and abs(test_acc - fresh_acc) < 1e-5, (
+        "test_loss, test_acc가 지금 모델을 model.evaluate로 평가한 값과 다릅니다. 값을 직접 적지 마세요.")
+
+
+def predicts_2png(model, confidence) -> None:
+    """Hidden test: the model reads ``2.png`` as 2, and ``confidence`` is that model's ``predict``."""
+    untouched()
+    fresh = predict_2png_fresh(model)
+    assert numpy.argmax(fresh) == 2, "모델이 2.png를 2로 예측하지 못했습니다."
+    assert numpy.allclose(confidence, fresh, atol=1e-6), "confidence가 지금 모델의 model.predict 결과가 아닙니다."
 
 
 def lenet_structure(model, spec=BN_LENET) -> None:

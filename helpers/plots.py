@@ -7,6 +7,7 @@ course must render the same on every student's machine.
 from __future__ import annotations
 
 import os
+import time
 
 import keras
 import matplotlib.pyplot as plt
@@ -32,14 +33,29 @@ def unless_grading(callbacks: list) -> list:
 
 
 class LossRecorder(keras.callbacks.Callback):
-    """Records the loss of every training batch (Keras logs a running mean; we undo the mean)."""
+    """Records the loss of every training batch (Keras logs a running mean; we undo the mean) and the time of
+    each training step alone.
+
+    Put it first in ``callbacks``: a step is timed from this callback's ``on_train_batch_begin`` to its
+    ``on_train_batch_end``, so the work other recorders do between steps is not counted.
+    """
 
     def __init__(self):
         super().__init__()
-        self.running = []
+        self.running, self.step_seconds, self._began = [], [], None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._began = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.running.append(float(logs["loss"]))
+        if self._began is not None:
+            self.step_seconds.append(time.perf_counter() - self._began)
+
+    def ms_per_step(self) -> float:
+        """The median time of one training step, in milliseconds (the first steps compile: the median
+        ignores them)."""
+        return float(np.median(self.step_seconds) * 1000) if self.step_seconds else float("nan")
 
     def per_batch(self) -> np.ndarray:
         mean = np.asarray(self.running, dtype=np.float64)
@@ -129,31 +145,76 @@ def block_output_drift(trackers: dict):
 
 
 def block_output_histograms(trackers: dict, bins: int = 60):
-    """For each conv block: the distribution of its output at the end of training, runs overlaid."""
+    """For each conv block: the distribution of its output at the end of training, runs overlaid on the same
+    bins (so the bars compare) and a log density axis (so block 1's peak at the blank background does not hide
+    the rest). The title gives, for each tanh output (every value within [-1, 1]), the share at the limits
+    (|x| > 0.99), where tanh saturates; one legend, in the first panel, away from the peaks at +/-1."""
     first = next(iter(trackers.values()))
     blocks = len(first.final)
-    fig, axes = plt.subplots(1, blocks, figsize=(4 * blocks, 3.2))
-    for label, tracker in trackers.items():
-        for b, ax in enumerate(np.atleast_1d(axes)):
-            ax.hist(tracker.final[b], bins=bins, alpha=0.5, density=True, label=label)
-            ax.set(title=f"conv block {b + 1} output", xlabel="value")
-    np.atleast_1d(axes)[0].legend()
+    fig, axes = plt.subplots(1, blocks, figsize=(4 * blocks, 3.4))
+    for b, ax in enumerate(np.atleast_1d(axes)):
+        values = [np.asarray(tracker.final[b]) for tracker in trackers.values()]
+        low, high = np.percentile(np.concatenate(values), [0.1, 99.9])
+        edges = np.linspace(min(low, -1.05), max(high, 1.05), bins + 1)
+        saturated = []
+        for label, data in zip(trackers, values):
+            ax.hist(np.clip(data, edges[0], edges[-1]), bins=edges, alpha=0.5, density=True, label=label)
+            if np.abs(data).max() <= 1:
+                saturated.append(f"{label}: {np.mean(np.abs(data) > 0.99):.0%} at |x| > 0.99")
+        ax.set(title="\n".join([f"conv block {b + 1} output", *saturated]), xlabel="value", yscale="log")
+    np.atleast_1d(axes)[0].set_ylabel("density (log)")
+    np.atleast_1d(axes)[0].legend(loc="upper left")
     fig.tight_layout()
     return fig
 
 
-def epoch_loss_curves(histories: dict):
-    """Per-epoch training loss of several ``History`` objects on one figure."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for label, history in histories.items():
-        losses = history.history["loss"]
-        style = "-o" if "shuffle=True" in label else "--s"
-        ax.plot(range(1, len(losses) + 1), losses, style, label=label)
-    ax.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
-    ax.set_xticks(range(1, max(len(h.history["loss"]) for h in histories.values()) + 1))
-    ax.legend()
-    ax.grid(alpha=0.3)
+def epoch_loss_curves(panels: dict):
+    """Per-epoch training loss, one panel per data order: ``panels`` maps a panel's title to
+    ``{label: History}``; the same y-axis, so the panels compare, and no curve hides another."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (title, histories) in zip(axes[0], panels.items()):
+        for label, history in histories.items():
+            losses = history.history["loss"]
+            style = "-o" if "shuffle=True" in label else "--s"
+            ax.plot(range(1, len(losses) + 1), losses, style, label=label)
+            ax.set_xticks(range(1, len(losses) + 1))
+        ax.set(xlabel="epoch", title=title)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("training loss")
+    fig.tight_layout()
     return fig
+
+
+def bn_modes(model, image, batch):
+    """What a BN model predicts for one ``image`` three ways (the model's weights and moving averages are
+    not changed): alone in training mode (BN uses the statistics of a batch of one), inside ``batch`` in
+    training mode (the statistics of that batch), and in inference mode (the moving averages, as
+    ``predict`` and ``evaluate`` do). Returns ``{mode: probabilities}``."""
+    trainable = [v.value for v in model.trainable_variables]
+    moving = [v.value for v in model.non_trainable_variables]
+
+    def call(x, training):
+        out, _ = model.stateless_call(trainable, moving, np.asarray(x, dtype=np.float32), training=training)
+        return keras.ops.convert_to_numpy(out)
+
+    image = np.asarray(image).reshape((1, 32, 32, 1))
+    return {"training mode, image alone": call(image, True)[0],
+            "training mode, inside a batch": call(np.concatenate([image, batch]), True)[0],
+            "inference mode (moving averages)": call(image, False)[0]}
+
+
+def accuracy_with_batch_statistics(model, images, labels, batch_size: int = 100) -> float:
+    """Test accuracy when every BN layer normalises with the statistics of the test batch itself (training
+    mode), instead of the moving averages learned in training; nothing in the model changes."""
+    trainable = [v.value for v in model.trainable_variables]
+    moving = [v.value for v in model.non_trainable_variables]
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        out, _ = model.stateless_call(trainable, moving, x, training=True)
+        correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(out), axis=1) == labels[start:start + batch_size]))
+    return correct / len(images)
 
 
 def results_table(rows: dict, columns: list[str]) -> str:

@@ -16,10 +16,11 @@ from course.variants import VARIANTS, Submission, Variant, fits, lenet_source, w
 BN, SHUFFLE = VARIANTS["batchnorm"], VARIANTS["shuffle"]
 
 
-BN_FULL = {"test_bn_positions": 2, "test_structure": 2, "test_counts": 1, "test_reported": 2, "test_prediction": 1,
-           "test_values": 2}
-# A model without BN trains and predicts 2.png as 2: it keeps the points for data, honest values and prediction.
-BN_NO_BN = dict(BN_FULL, test_bn_positions=0, test_structure=0, test_values=0)
+BN_FULL = {"test_bn_positions": 3, "test_structure": 2, "test_prediction": 2, "test_values": 3}
+# Every point is for the BN the student added or what their BN model computes: the given model without BN trains
+# and reads 2.png as 2, but earns nothing (the prediction and value tests are gated on a BN layer).
+BN_ZERO = dict.fromkeys(BN_FULL, 0)
+BN_NO_BN = BN_ZERO
 SHUFFLE_FULL = {"test_histories": 2, "test_flags": 2, "test_no_shuffle": 3, "test_shuffle": 3}
 
 
@@ -29,7 +30,7 @@ CLASS: dict[str, dict[str, Submission]] = {
         "shuffle": Submission(SHUFFLE_FULL),
     },
     "blank": {  # opened the notebook and handed it in untouched
-        "batchnorm": Submission(BN_NO_BN, Variant(answers={})),
+        "batchnorm": Submission(BN_ZERO, Variant(answers={})),
         "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), Variant(answers={})),
     },
     # deleted the placeholders, added nothing; saved from a conda env whose kernel the grader lacks (upstream
@@ -42,7 +43,7 @@ CLASS: dict[str, dict[str, Submission]] = {
         "batchnorm": Submission(dict(BN_FULL, test_bn_positions=0, test_structure=0), BN["BN after the poolings"]),
     },
     "hardcoded": {  # no real work; typed the expected numbers in
-        "batchnorm": Submission(dict(BN_NO_BN, test_reported=0), replace(
+        "batchnorm": Submission(BN_ZERO, replace(
             BN["no BN"], extra_after={"train": "test_loss, test_acc = 0.08, 0.97"})),
         "shuffle": Submission(dict.fromkeys(SHUFFLE_FULL, 0), Variant(answers={
             "fit_no_shuffle": "from tensorflow.keras.callbacks import History\n"
@@ -66,8 +67,7 @@ CLASS: dict[str, dict[str, Submission]] = {
 }
 
 # --- the hostile class: submissions that try to break, fool or damage the grader (README "Threat model") ---
-BN_ZERO = dict.fromkeys(BN_FULL, 0)
-BN_NO_MODEL = dict(BN_ZERO, test_counts=1)  # the answer cell never made `model`: only the data test passes
+BN_NO_MODEL = BN_ZERO  # the answer cell never made `model`
 SHUFFLE_ZERO = dict.fromkeys(SHUFFLE_FULL, 0)
 PATCHES = """import builtins
 

@@ -35,6 +35,35 @@ def test_model_without_bn_fails_with_the_count():
         checks.bn_after_each_conv(lenet("none"))
 
 
+def test_bn_made_but_never_added_points_at_model_add(monkeypatch):
+    sources = ["model = models.Sequential()\nmodel.add(layers.Conv2D(6, (5, 5)))\nlayers.BatchNormalization()\n"]
+    assert checks.bare_layer_calls(sources) == 1
+    assert checks.bare_layer_calls(["model.add(layers.BatchNormalization())", "x = layers.BatchNormalization()"]) == 0
+    import IPython  # a kernel whose cell history holds that cell
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"user_ns": {"In": sources}})())
+    with pytest.raises(AssertionError, match=r"model\.add\(layers\.BatchNormalization\(\)\)처럼 model\.add"):
+        checks.bn_after_each_conv(lenet("none"))
+
+
+def test_public_check_says_when_it_passes(capsys):
+    checks.bn_after_each_conv(lenet())
+    checks.public_passed()
+    assert capsys.readouterr().out.strip() == "공개 점검 통과 — 숨은 테스트는 채점 때 실행됩니다."
+
+
+def test_result_points_need_a_bn_layer_and_honest_values():
+    checks.bn_added(lenet("pool"))
+    with pytest.raises(AssertionError, match="BatchNormalization 층이 없습니다"):
+        checks.bn_added(lenet("none"))
+    checks.reported_honestly(0.0823, 0.9734, 0.0823, 0.9734)
+    with pytest.raises(AssertionError, match="값을 직접 적지 마세요"):
+        checks.reported_honestly(0.08, 0.97, 0.0823, 0.9734)
+    checks.given_data(np.zeros((5, 32, 32, 1)), np.zeros((2, 32, 32, 1)), 5, 2)
+    with pytest.raises(AssertionError, match="train_images가 주어진 5장"):
+        checks.given_data(np.zeros((4, 32, 32, 1)), np.zeros((2, 32, 32, 1)), 5, 2)
+
+
 def test_bn_in_the_wrong_place_names_the_convolutions():
     with pytest.raises(AssertionError, match="1, 2, 3번째 합성곱 층 바로 뒤에"):
         checks.bn_after_each_conv(lenet("pool"))
