@@ -18,7 +18,9 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 from course.preprocessors import (  # noqa: E402
     CheckSubmittedFiles,
     HideTestCode,
+    PointsPerDayLate,
     RemoveKernelLinks,
+    RestoreCells,
     ScreenStudentCode,
 )
 
@@ -39,15 +41,24 @@ from nbgrader.preprocessors import (  # noqa: E402
     Execute,
     IgnorePattern,
     LimitOutput,
-    OverwriteCells,
     OverwriteKernelspec,
     SaveAutoGrades,
 )
 
+# RestoreCells is nbgrader's OverwriteCells that also survives ordinary accidents (README "When a submission
+# arrives broken"): stripped nbgrader metadata, cells out of order, and deleted test cells, which it re-inserts
+# from the release and runs (nbgrader's own add_missing_cells, placed so that it works for these notebooks).
 c.Autograde.sanitize_preprocessors = [CheckSubmittedFiles, ClearOutput, DeduplicateIds, OverwriteKernelspec,
-                                      OverwriteCells, CheckCellMetadata]
+                                      RestoreCells, CheckCellMetadata]
+c.OverwriteCells.add_missing_cells = True
 # ... after the kernel has run, the links it left in its folder are removed before nbgrader writes there, and
 # the student's code is screened for changes to what the tests rely on.
 c.Autograde.autograde_preprocessors = [Execute, RemoveKernelLinks, ScreenStudentCode, IgnorePattern,
                                        ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
                                        AssignLatePenalties, CheckCellMetadata]
+
+# Late work (README "Late submissions"): a submission is late when its timestamp.txt is after the assignment's due
+# date in the gradebook (`nbgrader db assignment add batchnorm --duedate="2026-12-04 23:59:59 +09:00"`); nbgrader's
+# AssignLatePenalties (above) then takes 1 point off per started day late, never below 0.
+c.AssignLatePenalties.plugin_class = PointsPerDayLate
+c.PointsPerDayLate.points_per_day = 1.0

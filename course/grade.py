@@ -20,7 +20,7 @@ import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
-from course import release, sandbox
+from course import intake, release, sandbox
 from course import report as class_report
 from course.report import table as grade_table
 from course.runner import CourseError, gradebook, nbgrader, save_costs, students, unsafe_entries
@@ -29,9 +29,10 @@ from course.runner import CourseError, gradebook, nbgrader, save_costs, students
 def record_ungradable(course: Path, assignment: str, only: list[str] | None = None) -> list[str]:
     """Give 0 to every test nbgrader could not grade, as nbgrader itself does for a missing notebook: all
     tests of a submission without a gradable notebook (none handed in, or not a notebook), so the student is
-    in the gradebook, grades.csv and the table instead of silently absent; and a test cell the student
-    deleted, which nbgrader would otherwise leave waiting for a manual grade (every test here is an
-    autograded code cell). Returns the students concerned."""
+    in the gradebook, grades.csv and the table instead of silently absent; and a test cell missing from the
+    graded notebook (deleted, and not re-inserted because ``OverwriteCells.add_missing_cells`` is off), which
+    nbgrader would otherwise leave waiting for a manual grade (every test here is an autograded code cell).
+    Returns the students concerned."""
     from nbgrader.api import MissingEntry
 
     found = []
@@ -51,6 +52,25 @@ def record_ungradable(course: Path, assignment: str, only: list[str] | None = No
             if changed:
                 book.db.commit()
                 found.append(student)
+    return found
+
+
+def nbgrader_failures(output: str) -> dict[str, str]:
+    """{student: the exception that stopped nbgrader on that student's notebook} from ``nbgrader autograde``'s
+    log (a serial run; a parallel job reports its own), e.g. ``DeadKernelError: Kernel died``."""
+    import re
+
+    found, student = {}, None
+    for line in output.splitlines():
+        start = re.search(r"There was an error processing assignment: .*/submitted/([^/]+)/[^/]+/?$", line)
+        if start:
+            student = start.group(1)
+            continue
+        error = re.match(r"\s+(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt)): ?(.*)$", line)
+        if student and error:
+            found[student] = f"nbgrader could not grade the notebook: {error.group(1)}: {error.group(2)}".strip()[:300]
+        elif student and line.startswith("[") and "Traceback" not in line:
+            student = None
     return found
 
 
@@ -105,11 +125,14 @@ def main(*, course: str, assignments: list[str], workers: int | None = None, sch
         threads = None if serial or scheduler or workers == 1 else max(1, (os.cpu_count() or 1) // workers)
         for assignment in assignments:
             quarantine_links(course, assignment, only)
+            intake.prepare(course, assignment, only)  # unpack zips, give renamed notebooks their name
             nbgrader(course, "generate_assignment", assignment, "--force")
             if serial:
                 # nbgrader exits 1 when a submission cannot be graded (e.g. not a notebook); the others are
                 # graded all the same, and the table says which one and why
-                nbgrader(course, "autograde", assignment, "--force", *one, *extra, check=False)
+                log = course / "logs" / f"autograde-{assignment}.log"
+                nbgrader(course, "autograde", assignment, "--force", *one, *extra, check=False, log=log)
+                stopped.update({(s, assignment): why for s, why in nbgrader_failures(log.read_text()).items()})
                 save_costs(course, assignment, {}, only)  # a serial run records no cost
             else:
                 print(f"$ autograde {assignment} on {workers} Dask workers"

@@ -30,12 +30,16 @@ def nbgrader_env(**extra: str) -> dict:
     return dict(env, **extra)
 
 
-def nbgrader(course: Path, *args: str, check: bool = True) -> int:
-    """Run one plain nbgrader command in the course folder. If it fails: raise ``CourseError`` with its output
-    (``check``), else print its error lines and return its exit code."""
+def nbgrader(course: Path, *args: str, check: bool = True, log: Path | None = None) -> int:
+    """Run one plain nbgrader command in the course folder (its whole output written to ``log``, if given). If
+    it fails: raise ``CourseError`` with its output (``check``), else print its error lines and return its exit
+    code."""
     print("$ nbgrader " + " ".join(args), flush=True)
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=nbgrader_env(),
                           capture_output=True, text=True)
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         if check:
             raise CourseError(f"nbgrader {' '.join(args)} failed (exit {done.returncode}):\n"

@@ -24,6 +24,23 @@ BN_NO_BN = BN_ZERO
 SHUFFLE_FULL = {"test_histories": 2, "test_flags": 2, "test_no_shuffle": 3, "test_shuffle": 3}
 
 
+# --- accidents (issue 14) ---
+def nbformat44(assignment: str) -> str:
+    """The solution as an older Jupyter saves it: nbformat 4.4, no cell ids (nbformat itself would add them)."""
+    import json
+
+    import nbformat
+
+    from course.variants import student_notebook
+
+    notebook = json.loads(nbformat.writes(student_notebook(assignment, Variant())))
+    notebook["nbformat_minor"] = 4
+    for cell in notebook["cells"]:
+        cell.pop("id", None)
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+# --- end of accidents (issue 14) ---
+
+
 CLASS: dict[str, dict[str, Submission]] = {
     "reference": {
         "batchnorm": Submission(BN_FULL),
@@ -64,6 +81,16 @@ CLASS: dict[str, dict[str, Submission]] = {
         "shuffle": Submission(dict(SHUFFLE_FULL, test_histories=0, test_no_shuffle=0, test_shuffle=0),
                               SHUFFLE["3 epochs"]),
     },
+    # --- accidents (issue 14): ordinary broken submissions (README "When a submission arrives broken"); every case,
+    # the renamed ones included, is also graded serially and in parallel on the tiny assignment (test_accidents.py)
+    "accident_deleted_test": {  # deleted the first test cell: re-inserted from the release and run, not 0
+        "batchnorm": Submission(BN_FULL, replace(BN["solution"], edit={"test_bn_positions": None}),
+                                reason="test cell test_bn_positions was deleted: re-inserted from the release and run"),
+    },
+    "accident_nbformat44": {  # the solution saved by an older Jupyter: nbformat 4.4, no cell ids
+        "batchnorm": Submission(BN_FULL, raw=nbformat44("batchnorm")),
+    },
+    # --- end of accidents (issue 14) ---
 }
 
 # --- the hostile class: submissions that try to break, fool or damage the grader (README "Threat model") ---

@@ -17,7 +17,7 @@ from nbgrader.utils import is_grade
 
 from course.preprocessors.replay_execution import STOPPED
 from course.preprocessors.screen_student_code import TAMPERING
-from course.report.table import Row, rows
+from course.report.table import Row, is_file_note, rows
 from course.runner import load_costs, students
 from helpers import MEASURED_MIMETYPE
 
@@ -120,7 +120,7 @@ class ClassReport:
             reasons = list(s.row.failed.values())
             stopped = sorted({r for r in reasons if r.startswith(STOPPED)})
             if not s.graded or s.stopped or stopped:
-                why = [n for n in s.row.notes if "quarantine" not in n and "extra notebook" not in n]
+                why = [n for n in s.row.notes if not is_file_note(n) and " h late " not in n]
                 why = why or ([s.stopped] if s.stopped else stopped) or ["nbgrader could not grade the notebook"]
                 found.append((s.name, "ungradable", "; ".join(dict.fromkeys(why))))
             tampering = sorted({r for r in reasons if r.startswith(TAMPERING)})
@@ -132,7 +132,7 @@ class ClassReport:
             if s.row.seconds_late > 0:
                 found.append((s.name, "late", f"{s.row.seconds_late / 3600:.1f} h late, "
                                               f"penalty {s.row.penalty:g} points"))
-            files = [n for n in s.row.notes if "quarantine" in n or "extra notebook" in n]
+            files = [n for n in s.row.notes if is_file_note(n)]
             if files:
                 found.append((s.name, "files to look at", "; ".join(files)))
         return found

@@ -11,7 +11,12 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade, is_locked
 
+from course.intake import notes_of
+from course.preprocessors.restore_cells import REPAIRS
 from course.runner import gradebook, unsafe_entries
+
+FILE_NOTES = ("quarantine", "extra notebook", "originals/", "restored", "re-inserted", "released order",
+              "graded as")  # notes on what was handed in, not on why the notebook could not be graded
 
 
 @dataclass
@@ -54,10 +59,21 @@ def student_errors(notebook_path: Path) -> list[str]:
     return []
 
 
+def is_file_note(note: str) -> bool:
+    """A note on what was handed in and what grading did about it (renamed, unpacked, repaired, moved aside)."""
+    return any(word in note for word in FILE_NOTES)
+
+
+def repairs(notebook_path: Path) -> list[str]:
+    """What ``RestoreCells`` repaired in the notebook before it ran (stripped metadata, order, deleted cells)."""
+    return list(nbformat.read(notebook_path, as_version=4).metadata.get(REPAIRS, []))
+
+
 def handed_in(course: Path, student: str, assignment: str, names: list[str]) -> list[str]:
-    """Notes on the files themselves: a missing or unreadable notebook, extra notebooks that were ignored."""
+    """Notes on the files themselves: what the collect step did (``course.intake``), a missing or unreadable
+    notebook, extra notebooks that were ignored."""
     folder = course / "submitted" / student / assignment
-    notes = []
+    notes = notes_of(course, student, assignment)
     for name in names:
         path = folder / f"{name}.ipynb"
         if not path.exists():
@@ -85,14 +101,19 @@ def rows(course: Path, assignments: list[str], stopped: dict | None = None) -> l
             names = [n.name for n in book.find_assignment(assignment).notebooks]
             for submission in book.assignment_submissions(assignment):
                 student = submission.student_id
-                row = Row(student, assignment, submission.score, submission.max_score,
+                penalty = submission.late_submission_penalty or 0.0
+                # the score is the grade after the late penalty, as in grades.csv's score minus its penalty
+                row = Row(student, assignment, submission.score - penalty, submission.max_score,
                           notes=handed_in(course, student, assignment, names),
                           scores={g.name: g.score or 0.0 for nb in submission.notebooks for g in nb.grades},
-                          seconds_late=submission.total_seconds_late or 0.0,
-                          penalty=submission.late_submission_penalty or 0.0)
+                          seconds_late=submission.total_seconds_late or 0.0, penalty=penalty)
+                if row.seconds_late > 0:
+                    row.notes.append(f"{row.seconds_late / 3600:.1f} h late (due {submission.duedate:%Y-%m-%d %H:%M} "
+                                     f"UTC): late penalty {penalty:g} points")
                 for notebook in submission.notebooks:
                     path = course / "autograded" / student / assignment / f"{notebook.name}.ipynb"
                     if path.exists():
+                        row.notes += repairs(path)
                         row.failed.update(failures(path))
                         row.notes += student_errors(path)
                     for grade in notebook.grades:  # a failed test without an error output (e.g. never run)
