@@ -7,8 +7,11 @@ assignment, parallel is the autograde step of ``course grade`` (course.parallel.
 embedded Dask LocalCluster with ``--workers`` workers. Only the autograde step is timed (generate_assignment
 runs before the clock). Records throughput, speed-up, the largest kernel's resident memory, the core count
 and whether every grade cell got the same score in both gradebooks, appended to ``bench/results/parallel.txt``.
+The workers' verification (``course.fingerprint``, once per ``course grade``) is timed on its own, and the
+measured rates project a class of ``--project`` students x the assignments on one such machine and on N:
+the parallel rate scales with the machines until the single gradebook writer's rate bounds it.
 
-    .venv/bin/python bench/parallel.py [--copies 1] [--workers 2]
+    .venv/bin/python bench/parallel.py [--copies 1] [--workers 2] [--project 300]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from course.parallel import dask_client, grade_assignment, run_watched
+from course.parallel import dask_client, grade_assignment, run_watched, verified_workers
 from course.runner import ROOT as COURSE
 from course.runner import assignments, gradebook, nbgrader_env, scratch_course
 
@@ -62,6 +65,10 @@ def grade_in_parallel(course: Path, workers: int, threads: int) -> dict:
     """The autograde step of ``course grade`` on an embedded cluster: seconds, memory, job and writer times."""
     measured = {"seconds": 0.0, "peak": 0.0, "jobs": [], "replay": 0.0}
     with dask_client(workers) as client:
+        start = time.monotonic()
+        verified_workers(client, threads)  # what every `course grade` does once, before its first job
+        measured["check"] = time.monotonic() - start
+        print(f"parallel worker verification {measured['check']:7.1f} s", flush=True)
         for assignment in ASSIGNMENTS:
             start = time.monotonic()
             run = grade_assignment(course, assignment, client, workers, threads, 24 * 3600)
@@ -74,10 +81,35 @@ def grade_in_parallel(course: Path, workers: int, threads: int) -> dict:
     return measured
 
 
+def projection(students: int, submissions: int, serial: dict, parallel: dict) -> list[str]:
+    """A class of ``students`` x the assignments from the measured per-submission rates: serial on one machine;
+    in parallel on 1, 2, 5, 10 such machines (the verification once, in parallel on every machine; the grading
+    rate N times one machine's, bounded by the single gradebook writer's rate)."""
+    total = students * len(ASSIGNMENTS)
+    per_serial = serial["seconds"] / submissions
+    per_machine = parallel["seconds"] / submissions  # grading only: the verification is timed apart
+    per_writer = parallel["replay"] / submissions
+
+    def hours(seconds: float) -> str:
+        return f"{seconds / 3600:.1f} h"
+
+    lines = [f"projection, {students} students x {len(ASSIGNMENTS)} assignments = {total} submissions "
+             f"(measured per submission: serial {per_serial:.1f} s, parallel {per_machine:.1f} s per machine, "
+             f"gradebook writer {per_writer:.2f} s; worker verification {parallel['check']:.0f} s once):",
+             f"  serial nbgrader, 1 machine: {hours(total * per_serial)}"]
+    for machines in (1, 2, 5, 10):
+        grading = total * max(per_machine / machines, per_writer)
+        bound = " (the gradebook writer bounds it)" if per_writer >= per_machine / machines else ""
+        lines.append(f"  course grade, {machines:>2} machine(s) x {parallel['workers']} workers: "
+                     f"{hours(parallel['check'] + grading)}{bound}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--project", type=int, default=300, help="students in the projected class")
     parser.add_argument("--out", default=str(COURSE / "bench" / "results" / "parallel.txt"))
     args = parser.parse_args()
     cores = os.cpu_count() or 1
@@ -88,6 +120,7 @@ def main() -> int:
         serial = grade_serially(serial_course)
         parallel_course = synthetic_course(Path(scratch) / "parallel", args.copies)
         parallel = grade_in_parallel(parallel_course, args.workers, threads)
+        parallel["workers"] = args.workers
         serial_scores, parallel_scores = scores(serial_course), scores(parallel_course)
     differing = sorted(k for k in serial_scores.keys() | parallel_scores.keys()
                        if serial_scores.get(k) != parallel_scores.get(k))
@@ -102,9 +135,13 @@ def main() -> int:
         f"{submissions / parallel['seconds'] * 60:5.2f} submissions/min  peak kernel RSS {parallel['peak']:.0f} MB  "
         f"(one job: mean {sum(parallel['jobs']) / len(parallel['jobs']):.1f} s; the single gradebook writer: "
         f"{parallel['replay']:.1f} s in all)",
-        f"speed-up: {serial['seconds'] / parallel['seconds']:.2f}x   identical grades: "
+        f"worker verification (once per course grade, before the first job): {parallel['check']:.1f} s",
+        f"speed-up: {serial['seconds'] / parallel['seconds']:.2f}x grading alone, "
+        f"{serial['seconds'] / (parallel['seconds'] + parallel['check']):.2f}x with the verification   "
+        "identical grades: "
         f"{'NO' if differing else 'yes'} ({len(serial_scores)} grade cells compared"
         f"{'; differing: ' + str(differing) if differing else ''})",
+        *projection(args.project, submissions, serial, parallel),
         "",
     ]
     out = Path(args.out)

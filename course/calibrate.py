@@ -11,6 +11,12 @@ The expected value is the solution's result under the default setting. Each tole
 deviation any correct run showed, plus a margin (one rounding step for rounded values). The command
 fails, writing nothing, if a wrong answer would be accepted. Every run is recorded in
 ``helpers/expected.json`` with its setting, values and time.
+
+It also records the **fingerprint** the grading workers are verified against (``course.fingerprint``): the
+versions and the loss of a 20-step run of the reference model, measured repeatedly with one and two
+threads and under the other settings above, with a tolerance far above their spread; it fails if an
+environment that computes differently (Keras in mixed_float16 or float64) would pass.
+``course calibrate --fingerprint-only`` re-measures only that (about two minutes).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from course import fingerprint
+from course.parallel import thread_env
 from course.runner import CourseError
 from course.variants import VARIANTS
 
@@ -122,13 +130,68 @@ def _brief(values: dict) -> str:
     return " ".join(f"{k}={short(v)}" for k, v in values.items() if not k.startswith("raw_"))
 
 
-def main(*, assignments: list[str], out: str, course: str = ".") -> int:
+# The fingerprint's tolerance: FINGERPRINT_FACTOR times the largest deviation of any correct run, at least
+# FINGERPRINT_FLOOR. Measured: the correct settings differ by < 1e-6, Keras in another precision by > 0.01.
+FINGERPRINT_REPEATS, FINGERPRINT_FACTOR, FINGERPRINT_FLOOR = 3, 100, 1e-4
+DIFFERENT_PRECISIONS = ("mixed_float16", "float64")
+
+
+def calibrate_fingerprint(repeats: int = FINGERPRINT_REPEATS) -> dict:
+    """Measure the fingerprint run ``repeats`` times with one and with two threads, once under each other
+    setting, and once in each environment that computes differently; its record for ``helpers/expected.json``."""
+    import tempfile
+
+    plan = [(f"{n} thread{'s' if n > 1 else ''}", thread_env(n), True) for n in (1, 2) for _ in range(repeats)]
+    plan += [(name, env, True) for name, env in SETTINGS.items() if name != "one thread"]
+    with tempfile.TemporaryDirectory(prefix="fingerprint-envs-") as scratch:
+        plan += [(f"Keras {policy} (sitecustomize on PYTHONPATH)", fingerprint.precision_env(Path(scratch) / policy,
+                                                                                           policy), False)
+                 for policy in DIFFERENT_PRECISIONS]
+        runs = []
+        for setting, env, correct in plan:
+            measured = fingerprint.measure(env)
+            shown = env if correct else {"PYTHONPATH": f"<a sitecustomize.py: {setting}>"}  # not the scratch path
+            runs.append({"setting": setting, "env": shown, "correct": correct, "loss": measured["loss"],
+                         "fit_loss": measured["fit_loss"], "seconds": measured["seconds"],
+                         "versions": measured["versions"]})
+            print(f"  fingerprint {setting:<48} loss {measured['loss']:.9f}  {measured['seconds']:5.1f} s", flush=True)
+    reference = next(r for r in runs if r["setting"] == "default")
+    versions = {k: reference["versions"][k] for k in fingerprint.COMPARED}
+    for r in runs:
+        if r["correct"] and {k: r["versions"][k] for k in fingerprint.COMPARED} != versions:
+            raise CourseError(f"the fingerprint's versions changed between runs: {r['versions']} vs {versions}")
+    expected = reference["loss"]
+    spread = max(abs(r["loss"] - expected) for r in runs if r["correct"])
+    tolerance = float(f"{max(FINGERPRINT_FLOOR, FINGERPRINT_FACTOR * spread):.2g}")
+    for r in runs:
+        r["accepted"] = not fingerprint.compare({"versions": r.pop("versions"), "loss": r["loss"]},
+                                                {"versions": versions, "loss": expected, "tolerance": tolerance})
+
+    def losses(setting):
+        return ", ".join(f"{r['loss']:.9f}" for r in runs if r["setting"] == setting)
+
+    correct_text = "; ".join(f"{setting}: {losses(setting)}" for setting in dict.fromkeys(
+        r["setting"] for r in runs if r["correct"]))
+    different_text = "; ".join(f"{r['setting']}: {r['loss']:.6f} (off by {abs(r['loss'] - expected):.3f}, "
+                               f"{'ACCEPTED' if r['accepted'] else 'rejected'})" for r in runs if not r["correct"])
+    how = (f"{fingerprint.HOW} A grading worker must have the versions below (Python: major.minor) and a loss within "
+           f"the tolerance, else it is excluded from grading. Expected: the default setting's loss. Measured on "
+           f"{datetime.date.today().isoformat()} ({platform.machine()}, {os.cpu_count()} cores), each run a fresh "
+           f"process: {correct_text}. Largest deviation of these correct runs: {spread:.2g}. Tolerance = "
+           f"max({FINGERPRINT_FLOOR:g}, {FINGERPRINT_FACTOR} x that) = {tolerance:g}. Environments that compute "
+           f"differently, measured the same way: {different_text}.")
+    return {"how": how, "versions": versions, "loss": expected, "tolerance": tolerance, "runs": runs}
+
+
+def main(*, assignments: list[str], out: str, course: str = ".", fingerprint_only: bool = False) -> int:
     course = Path(course).resolve()
     out = Path(out)
+    result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"assignments": {}}
+    if fingerprint_only:
+        return _record_fingerprint(result, out)
     import keras
     import tensorflow as tf
 
-    result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"assignments": {}}
     result["how"] = __doc__.strip()
     result["measured_on"] = {
         "date": datetime.date.today().isoformat(), "tensorflow": tf.__version__, "keras": keras.__version__,
@@ -147,6 +210,19 @@ def main(*, assignments: list[str], out: str, course: str = ".") -> int:
                                              for k, v in measured["values"].items()))
     if problems:
         print("calibration failed, nothing written:\n  " + "\n  ".join(problems))
+        return 1
+    return _record_fingerprint(result, out)
+
+
+def _record_fingerprint(result: dict, out: Path) -> int:
+    """Measure the fingerprint into ``result`` and write it to ``out``, unless a different environment would pass."""
+    result["fingerprint"] = record = calibrate_fingerprint()
+    print(f"  fingerprint: loss = {record['loss']} +/- {record['tolerance']:g}")
+    wrong = [r["setting"] for r in record["runs"] if r["correct"] != r["accepted"]]
+    if wrong:
+        print("calibration failed, nothing written: the fingerprint's tolerance would "
+              + "; ".join(f"{'accept' if not r['correct'] else 'reject'} {r['setting']}"
+                          for r in record["runs"] if r["setting"] in wrong))
         return 1
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {out}")

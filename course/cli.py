@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="measure expected values and tolerances")
     calibrate.add_argument("assignments", nargs="*", help=f"the assignments to measure {every}")
     calibrate.add_argument("--out", default="helpers/expected.json")
+    calibrate.add_argument("--fingerprint-only", action="store_true",
+                           help="re-measure only the fingerprint the grading workers are verified against (~2 min)")
     calibrate.set_defaults(run=lambda **a: import_module("course.calibrate").main(**a))
 
     sweep = commands.add_parser("sweep", help="grade correct and wrong variants: count false negatives/positives")

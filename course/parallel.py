@@ -16,6 +16,12 @@ nbgrader autogrades one submission after another (upstream #174, #1456). Here, f
    scores are computed by nbgrader's own ``SaveAutoGrades``, as in a serial run, and no two processes
    ever write the SQLite gradebook at once.
 
+Before a worker gets any job it is **verified** (``course.fingerprint``): its Python, TensorFlow, Keras and
+numpy must be the calibrated ones and a 20-step fingerprint run of the reference model, in a fresh process
+with a kernel's environment, must give the loss recorded in ``helpers/expected.json`` within its
+tolerance. A worker that fails is excluded with one line naming it and what differed; the jobs go to the
+others (``CourseError`` when none is left). Each worker is checked once per client and thread setting.
+
 A job that exceeds its wall time gets an error output in every test cell, so all its tests score 0; a job
 that nbgrader could not finish (kernel died, worker lost) fails in the replay too, as it would serially;
 either way the grade report names the reason.
@@ -36,6 +42,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +162,7 @@ class JobResult:
     seconds: float = 0.0
     peak_kernel_mb: float = 0.0
     worker: str = ""  # the Dask worker's address
+    worker_check: str = ""  # what that worker's verification measured (course.fingerprint)
     notebooks: dict[str, bytes] = field(default_factory=dict, repr=False)  # the executed notebooks by file name
     log: str = field(default="", repr=False)
 
@@ -170,7 +178,7 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
         run = run_watched([sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student,
                            *extra], root, env, timeout)
         result = JobResult(student, "ok", seconds=round(run.seconds, 1), peak_kernel_mb=run.peak_kernel_mb,
-                           worker=_worker_address(), log=run.output[-4000:])
+                           worker=worker_address(), log=run.output[-4000:])
         if run.returncode is None:
             result.status, result.reason = "timeout", f"grading stopped after the wall-time limit of {timeout:g} s"
         elif run.returncode != 0:
@@ -182,7 +190,7 @@ def grade_one(bundle: bytes, assignment: str, student: str, threads: int | None,
         return result
 
 
-def _worker_address() -> str:
+def worker_address() -> str:
     from distributed import get_worker
 
     try:
@@ -284,6 +292,57 @@ def dask_client(workers: int, scheduler: str | None = None):
         yield client
 
 
+_VERIFIED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> {(address, threads): WorkerCheck}
+
+
+def verified_workers(client, threads: int | None, record: dict | None = None, timeout: float = 600) -> dict:
+    """Verify every worker of ``client`` not verified yet with these thread settings against ``record`` (default:
+    the fingerprint of helpers/expected.json), one task pinned to each worker, all at once; print one line per
+    worker checked now; return the workers that passed, by address. Raise ``CourseError`` when none did."""
+    from distributed import wait
+
+    from course.fingerprint import WorkerCheck, check_worker, recorded
+
+    record = record or recorded()
+    known = _VERIFIED.setdefault(client, {})
+    names = {address: info.get("name") for address, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+    new = [address for address in sorted(names) if (address, threads) not in known]
+    if new:
+        print(f"$ verify {len(new)} worker(s): versions and a fingerprint run against helpers/expected.json "
+              f"(loss {record['loss']:.6f} +/- {record['tolerance']:g})", flush=True)
+        start = time.monotonic()
+        futures = {address: client.submit(check_worker, record, thread_env(threads), workers=[address],
+                                          allow_other_workers=False, pure=False,
+                                          key=f"verify-worker-{address}-{time.time_ns()}") for address in new}
+        try:
+            wait(list(futures.values()), timeout=timeout)
+        except TimeoutError:
+            pass  # the late ones fail below
+        for address, future in futures.items():
+            if not future.done():
+                future.cancel()
+                check = WorkerCheck(address, False, [f"the check did not finish within {timeout:g} s"])
+            else:
+                try:
+                    check = future.result()
+                except Exception as error:  # the worker died while checking
+                    check = WorkerCheck(address, False, [f"the check crashed: {type(error).__name__}: {error}"[:300]])
+            check.worker = address
+            known[(address, threads)] = check
+            name = names[address]
+            named = isinstance(name, str) and name != address  # a cluster's own names; a LocalCluster's are 0, 1, ...
+            print("  " + check.line(f"{address} ({name})" if named else address), flush=True)
+        print(f"  {sum(known[(a, threads)].ok for a in new)} of {len(new)} worker(s) passed, in "
+              f"{time.monotonic() - start:.0f} s", flush=True)
+    passed = {address: known[(address, threads)] for address in sorted(names) if known[(address, threads)].ok}
+    if not passed:
+        raise CourseError(f"no grading worker passed the verification ({len(names)} checked; see the lines above): "
+                          "install the pinned versions (pyproject.toml) and MNIST (`course fetch-mnist`) on the "
+                          "workers, or re-measure the fingerprint with `course calibrate --fingerprint-only` if "
+                          "the course's versions changed on purpose")
+    return passed
+
+
 @dataclass
 class AssignmentRun:
     """One assignment graded on the cluster: every student's job, and how long the single writer took."""
@@ -296,10 +355,12 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
                      timeout: float, extra: list[str] | None = None, only: list[str] | None = None) -> AssignmentRun:
     """Autograde every student of ``submitted/`` (or ``only`` these) for one assignment on the Dask client;
     write the course's gradebook and autograded/ through ``replay``."""
+    checks = verified_workers(client, threads)
     with tempfile.TemporaryDirectory(prefix=f"parallel-{assignment}-") as scratch:
         executed = Path(scratch) / "executed"
-        jobs = run_jobs(course, assignment, client, Path(scratch), f"{assignment}: {workers} workers",
-                        threads=threads, timeout=timeout, extra=tuple(extra or ()), only=only)
+        label = f"{assignment}: {len(checks)} worker{'s' * (len(checks) != 1)}"
+        jobs = run_jobs(course, assignment, client, Path(scratch), label, threads=threads, timeout=timeout,
+                        extra=tuple(extra or ()), only=only, checks=checks)
         for job in jobs.values():
             (executed / job.student).mkdir(parents=True)
             for name, data in job.notebooks.items():
@@ -314,7 +375,8 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
     (course / "logs").mkdir(exist_ok=True)
     log = course / "logs" / f"autograde-{assignment}.log"
     save_costs(course, assignment, {s: {"status": j.status, "reason": j.reason, "seconds": j.seconds,
-                                        "peak_kernel_mb": j.peak_kernel_mb, "worker": j.worker}
+                                        "peak_kernel_mb": j.peak_kernel_mb, "worker": j.worker,
+                                        "worker_check": j.worker_check}
                                     for s, j in jobs.items()}, only)  # for ``course report``
     log.write_text("".join(f"===== {s} ({j.status}, {j.seconds} s)\n{j.log}\n" for s, j in sorted(jobs.items()))
                    + "===== replay\n" + done.stdout + done.stderr)
@@ -324,26 +386,34 @@ def grade_assignment(course: Path, assignment: str, client, workers: int, thread
 
 
 def run_jobs(course: Path, assignment: str, client, scratch: Path, label: str, only: list[str] | None = None,
-             **options) -> dict[str, JobResult]:
+             checks: dict | None = None, **options) -> dict[str, JobResult]:
     """Submit one job per student (of ``submitted/``, or ``only`` these), collect the results as they finish,
-    with progress."""
+    with progress; with ``checks`` (the verified workers, by address), only to those workers."""
     from distributed import as_completed
 
     empty = empty_gradebook(course, scratch / "gradebook.db")
+    workers = sorted(checks) if checks is not None else None
     futures = {client.submit(grade_one, job_bundle(course, empty, assignment, s), assignment, s,
                              options["threads"], options["timeout"], options["extra"], pure=False, retries=1,
+                             workers=workers, allow_other_workers=False,
                              key=f"autograde-{assignment}-{s}-{time.time_ns()}"): s
                for s in only or students(course, assignment)}
-    progress, stop, jobs = Progress(len(futures), label), threading.Event(), {}
+    progress, stop, jobs, gone = Progress(len(futures), label), threading.Event(), {}, threading.Event()
     threading.Thread(target=progress.tick, args=(stop,), daemon=True).start()
+    if workers is not None:
+        threading.Thread(target=cancel_without_workers, args=(client, list(futures), set(workers), stop, gone),
+                         daemon=True).start()
     try:
         for future in as_completed(futures):
             student = futures[future]
             try:
                 job = future.result()
             except Exception as error:  # the worker died (e.g. out of memory) twice
-                job = JobResult(student, "error",
-                                reason=f"the grading worker failed: {type(error).__name__}: {error}"[:300])
+                reason = ("every verified grading worker left the cluster before this job ran" if gone.is_set()
+                          else f"the grading worker failed: {type(error).__name__}: {error}")
+                job = JobResult(student, "error", reason=reason[:300])
+            if checks and job.worker in checks:
+                job.worker_check = checks[job.worker].summary()
             jobs[student] = job
             note = "" if job.status == "ok" else f"  {job.status.upper()}: {job.reason}"
             progress.finished(f"{student:<20} {job.seconds:6.1f} s{note}")
@@ -353,3 +423,18 @@ def run_jobs(course: Path, assignment: str, client, scratch: Path, label: str, o
         print(flush=True)
     return jobs
 
+
+
+def cancel_without_workers(client, futures: list, allowed: set[str], stop: threading.Event, gone: threading.Event,
+                           every: float = 5.0) -> None:
+    """Jobs pinned to the verified workers would wait forever once all of them have left the cluster (a restarted
+    worker comes back under a new, unverified address): then cancel the jobs not done and set ``gone``."""
+    while not stop.wait(every):
+        try:
+            alive = set(client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:  # the scheduler is busy or going away: look again later
+            continue
+        if not alive & allowed:
+            gone.set()
+            client.cancel([future for future in futures if not future.done()])
+            return

@@ -180,9 +180,11 @@ def course_root(folder: Path) -> Path | None:
     return None
 
 
-def kernel_env(home: Path) -> dict[str, str]:
-    """The kernel's whole environment: what it needs from the grader's, nothing else."""
-    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)}
+def kernel_env(home: Path, grader: dict | None = None) -> dict[str, str]:
+    """The kernel's whole environment: what it needs from the grader's (``grader``, default ``os.environ``),
+    nothing else."""
+    grader = os.environ if grader is None else grader
+    env = {k: v for k, v in grader.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES)}
     return dict(env, HOME=str(home), TMPDIR="/tmp", MPLCONFIGDIR=str(home / ".config" / "matplotlib"),
                 JPY_PARENT_PID="1")  # see the module: no parent poller in a PID namespace
 

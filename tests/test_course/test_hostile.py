@@ -19,6 +19,7 @@ from conftest import COURSE
 from tiny import SOLVED, account, give, grade, gradebook_rows, tiny_course
 
 from course.runner import unsafe_entries
+from helpers.data import is_valid
 
 pytestmark = pytest.mark.slow
 
@@ -181,11 +182,11 @@ def link_submission(course: Path) -> None:
     os.link(course / "gradebook.db", folder / "hardlink-gradebook.db")
 
 
-def grader_account() -> str | None:
+def grader_account(mnist: Path) -> str | None:
     """An ordinary account to grade as, when the tests run as root (created once; None if not root). It must
     be able to run the course's Python: where a folder above it is closed to other accounts (pyenv under a
     0700 /root), others are given the right to pass through it (o+x, not to list it), as an instructor's
-    machine would have it."""
+    machine would have it; the account's Keras cache gets ``mnist`` (a verified MNIST)."""
     if os.geteuid() != 0:
         return None
     name = "coursegrader"
@@ -199,6 +200,15 @@ def grader_account() -> str | None:
                 print(f"letting other accounts pass through {folder} (o+x) to run the course's Python")
                 folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
     subprocess.run([sys.executable, "-c", "import course.cli"], check=True, cwd="/", **account(name))
+    # MNIST in the account's Keras cache, as `course fetch-mnist` leaves it on an instructor's machine: each
+    # grading worker checks it before it takes jobs (course.fingerprint)
+    account_home = Path(pwd.getpwnam(name).pw_dir)
+    datasets = account_home / ".keras" / "datasets"
+    if not is_valid(datasets / "mnist.npz"):
+        datasets.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mnist, datasets / "mnist.npz")
+        for path in (account_home / ".keras", datasets, datasets / "mnist.npz"):
+            os.chown(path, pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid)
     return name
 
 
@@ -211,10 +221,10 @@ def markers_outside(mark: str, courses: list[Path]) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=["root", "instructor"])
-def graded(request, tmp_path_factory):
+def graded(request, tmp_path_factory, real_mnist):
     """The hostile tiny class graded serially and on 2 workers, as root or as an ordinary account; a canary
     process of the grader's account runs throughout."""
-    user = None if request.param == "root" else grader_account()
+    user = None if request.param == "root" else grader_account(real_mnist)
     if request.param == "instructor" and user is None:
         pytest.skip("already an ordinary account: the root run covers the other case")
     root = tmp_path_factory.mktemp(f"hostile-{request.param}")
