@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -95,3 +97,33 @@ def gradebook_rows(course: Path) -> dict:
     return rows
 
 
+
+
+@contextmanager
+def dask_cluster(folder: Path, workers: dict[str, dict]):
+    """A Dask scheduler and one ``dask worker`` process per entry of ``workers`` (name -> environment), as on
+    a real cluster; yields the scheduler's address and each worker's address by name, and stops them all."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = folder / "scheduler.json"
+    processes = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0",
+                                   "--no-dashboard"], env=nbgrader_env(), stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name, env in workers.items():
+            processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                               "--name", name], env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        with Client(address) as client:
+            client.wait_for_workers(len(workers), timeout=120)
+            named = {info["name"]: a for a, info in client.scheduler_info()["workers"].items()}
+        yield address, named
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)

@@ -5,15 +5,12 @@ environment computes differently or lacks MNIST, excluded while the others grade
 import json
 import math
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import tomllib
 from conftest import COURSE
-from tiny import grade, gradebook_rows, tiny_course
+from tiny import dask_cluster, grade, gradebook_rows, tiny_course
 
 from course import fingerprint
 from course.fingerprint import WorkerCheck, check_worker, compare, recorded
@@ -177,33 +174,10 @@ def test_workers_whose_environment_differs_are_excluded_and_the_others_grade(tmp
     """A scheduler and two worker processes, as on a cluster: one as the course sets it up, one whose PYTHONPATH
     carries a sitecustomize that switches Keras to mixed_float16 (its kernels would compute in half precision).
     Nothing is mocked: each worker runs the real check, and only the first one grades."""
-    dask = str(Path(sys.executable).with_name("dask"))
-    scheduler_file = tmp_path / "scheduler.json"
     half = fingerprint.precision_env(tmp_path / "f16", "mixed_float16")
-    envs = {"good": nbgrader_env(), "half": nbgrader_env(**half)}
-    processes = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0",
-                                   "--no-dashboard"], env=nbgrader_env(), stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for name, env in envs.items():
-            processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
-                                               "--name", name], env=env, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(address) as client:
-            client.wait_for_workers(2, timeout=120)
-            workers = {info["name"]: a for a, info in client.scheduler_info()["workers"].items()}
+    with dask_cluster(tmp_path, {"good": nbgrader_env(), "half": nbgrader_env(**half)}) as (address, workers):
         course = tiny_course(tmp_path / "course", {"right": "answer = 42", "wrong": "answer = 41.0"})
         done = grade(course, "--scheduler", address)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
     out = done.stdout
     verdicts = {line.split()[2].strip("()"): line.strip() for line in out.splitlines()
                 if re.match(r"\s+worker \S+ \(\w+\) (verified|excluded):", line)}

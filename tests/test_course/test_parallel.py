@@ -7,17 +7,14 @@ test_real_notebooks_grade_the_same_in_parallel_and_serially.
 """
 
 import filecmp
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from conftest import COURSE
-from tiny import grade, gradebook_rows, tiny_course
+from tiny import dask_cluster, grade, gradebook_rows, tiny_course
 
 from course.runner import gradebook, nbgrader, nbgrader_env, scratch_course
 
@@ -84,32 +81,12 @@ def test_progress_and_reasons_are_printed(serial_and_parallel):
 
 def test_a_dask_cluster_grades_and_stops_a_stuck_submission(tmp_path):
     """A scheduler and two workers as separate processes, as on a real cluster: `course grade --scheduler`."""
-    dask = str(Path(sys.executable).with_name("dask"))
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [subprocess.Popen([dask, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0",
-                                   "--no-dashboard"], env=nbgrader_env(), stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(2):
-            processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
-                                              env=nbgrader_env(), stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(address) as client:
-            client.wait_for_workers(2, timeout=60)
+    with dask_cluster(tmp_path, {"a": nbgrader_env(), "b": nbgrader_env()}) as (address, _):
         course = tiny_course(tmp_path / "course", {"right": ANSWERS["right"], "stuck": STUCK})
         start = time.monotonic()
         # a cell timeout longer than the wall time: the stuck cell is not interrupted, the job is killed
         done = grade(course, "--scheduler", address, "--timeout", "20", "--cell-timeout", "600")
         assert time.monotonic() - start < 120
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
     assert "$ autograde tiny on 2 Dask workers" in done.stdout
     rows = gradebook_rows(course)
     assert (rows[("right", "test_value")][0], rows[("stuck", "test_value")][0]) == (2, 0)
